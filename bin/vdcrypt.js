@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The vdcrypt command. The TypeScript sources compile to dist/ on `npm install` (the prepare script).
+import { existsSync } from 'node:fs';
+
+const entry = new URL('../dist/lib/cli/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('vdcrypt: the compiled sources are missing; run `npm install` (or `npm run build`) first\n');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
+process.exitCode = await main(process.argv.slice(2));

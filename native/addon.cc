@@ -1,0 +1,488 @@
+// N-API binding of the vdcrypt XTS core. The only file that knows about Node.
+//
+// The surface is small and coarse (each call does a run of sectors): the TypeScript layer in lib/xts validates
+// arguments and throws the public errors; every check is repeated here and stays on in release builds, so a
+// caller that bypasses the TypeScript layer gets an exception, never memory corruption. Plain C N-API is used
+// because its per-call overhead is lower than the C++ wrappers'.
+//
+// Key handles are type-tagged externals owning a KeySchedule in native memory; it is wiped on dispose and on
+// garbage collection. Async calls copy the key schedule, hold references to the caller's buffers until they
+// settle, and split large inputs across the libuv pool (no more chunks than cores).
+#include <node_api.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "xts.h"
+
+namespace vdcrypt {
+namespace {
+
+constexpr napi_type_tag kKeyTag = {0x7664637279707431ULL, 0x58747343697068ULL};  // "vdcrypt1" "XtsCiph"
+constexpr size_t kSyncLimitBytes = 32 * 1024;        // async calls below this run on the calling thread
+constexpr size_t kMinChunkBytes = 256 * 1024;        // smallest piece of work handed to a pool thread
+
+struct NativeKey {
+  KeySchedule schedule;
+  const XtsImpl* impl = nullptr;
+  bool disposed = false;
+};
+
+// ---- small helpers ---------------------------------------------------------------------------------------
+
+#define VD_CALL(env, call)                                             \
+  do {                                                                 \
+    if ((call) != napi_ok) {                                           \
+      throw_pending_or(env, "ERR_VDCRYPT_NAPI", #call " failed");      \
+      return nullptr;                                                  \
+    }                                                                  \
+  } while (0)
+
+void throw_pending_or(napi_env env, const char* code, const char* msg) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, code, msg);
+}
+
+napi_value type_error(napi_env env, const char* code, const char* msg) {
+  napi_throw_type_error(env, code, msg);
+  return nullptr;
+}
+
+napi_value range_error(napi_env env, const char* code, const char* msg) {
+  napi_throw_range_error(env, code, msg);
+  return nullptr;
+}
+
+napi_value plain_error(napi_env env, const char* code, const char* msg) {
+  napi_throw_error(env, code, msg);
+  return nullptr;
+}
+
+bool get_bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return false;
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, len, &ptr, nullptr, nullptr) != napi_ok) return false;
+  if (type != napi_uint8_array) return false;
+  *data = static_cast<uint8_t*>(ptr);
+  return true;
+}
+
+NativeKey* get_key(napi_env env, napi_value v) {
+  bool tagged = false;
+  if (napi_check_object_type_tag(env, v, &kKeyTag, &tagged) != napi_ok || !tagged) {
+    type_error(env, "ERR_VDCRYPT_KEY_HANDLE", "expected a vdcrypt key handle");
+    return nullptr;
+  }
+  void* ptr = nullptr;
+  if (napi_get_value_external(env, v, &ptr) != napi_ok || ptr == nullptr) {
+    type_error(env, "ERR_VDCRYPT_KEY_HANDLE", "expected a vdcrypt key handle");
+    return nullptr;
+  }
+  NativeKey* key = static_cast<NativeKey*>(ptr);
+  if (key->disposed) {
+    plain_error(env, "KeyDisposed", "the XTS key has been disposed");
+    return nullptr;
+  }
+  return key;
+}
+
+// A sector number: a non-negative integer Number (exact, <= 2^53 - 1) or a BigInt in [0, 2^64 - 1].
+bool get_sector(napi_env env, napi_value v, uint64_t* out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_bigint) {
+    bool lossless = false;
+    return napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok && lossless;
+  }
+  if (t != napi_number) return false;
+  double d = 0;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+  if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) return false;
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
+
+bool get_bool(napi_env env, napi_value v, bool* out) { return napi_get_value_bool(env, v, out) == napi_ok; }
+
+bool overlaps_partially(const uint8_t* a, const uint8_t* b, size_t n) {
+  if (a == b) return false;
+  return a < b + n && b < a + n;
+}
+
+// Arguments shared by the sync and async sector calls: (key, encrypt, src, dst, sectorBytes, firstSector).
+struct SectorArgs {
+  NativeKey* key = nullptr;
+  Direction dir = Direction::kEncrypt;
+  uint8_t* src = nullptr;
+  uint8_t* dst = nullptr;
+  size_t bytes = 0;
+  size_t sector_bytes = 0;
+  uint64_t first = 0;
+};
+
+bool parse_sector_args(napi_env env, napi_callback_info info, SectorArgs* a) {
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (argc != 6) return type_error(env, "ERR_VDCRYPT_ARGS", "expected 6 arguments"), false;
+  a->key = get_key(env, argv[0]);
+  if (a->key == nullptr) return false;
+  bool encrypt = true;
+  if (!get_bool(env, argv[1], &encrypt)) return type_error(env, "ERR_VDCRYPT_ARGS", "encrypt must be a boolean"), false;
+  a->dir = encrypt ? Direction::kEncrypt : Direction::kDecrypt;
+  size_t dst_len = 0;
+  if (!get_bytes(env, argv[2], &a->src, &a->bytes)) {
+    return type_error(env, "ERR_VDCRYPT_ARGS", "src must be a Uint8Array"), false;
+  }
+  if (!get_bytes(env, argv[3], &a->dst, &dst_len)) {
+    return type_error(env, "ERR_VDCRYPT_ARGS", "dst must be a Uint8Array"), false;
+  }
+  uint32_t sector_bytes = 0;
+  if (napi_get_value_uint32(env, argv[4], &sector_bytes) != napi_ok) {
+    return type_error(env, "ERR_VDCRYPT_ARGS", "sectorSize must be a number"), false;
+  }
+  a->sector_bytes = sector_bytes;
+  if (a->sector_bytes != kMinSectorBytes && a->sector_bytes != kMaxSectorBytes) {
+    return range_error(env, "ERR_VDCRYPT_SECTOR_SIZE", "sectorSize must be 512 or 4096"), false;
+  }
+  if (a->bytes % a->sector_bytes != 0) {
+    return range_error(env, "ERR_VDCRYPT_LENGTH", "src length must be a multiple of sectorSize"), false;
+  }
+  if (dst_len != a->bytes) return range_error(env, "ERR_VDCRYPT_LENGTH", "dst length must equal src length"), false;
+  if (overlaps_partially(a->src, a->dst, a->bytes)) {
+    return range_error(env, "ERR_VDCRYPT_OVERLAP", "src and dst overlap partially"), false;
+  }
+  if (!get_sector(env, argv[5], &a->first)) {
+    return range_error(env, "ERR_VDCRYPT_SECTOR", "firstSector must be an integer in [0, 2^64 - 1]"), false;
+  }
+  const uint64_t count = a->bytes / a->sector_bytes;
+  if (count > 0 && a->first > UINT64_MAX - (count - 1)) {
+    return range_error(env, "ERR_VDCRYPT_SECTOR", "the run of sectors passes sector 2^64 - 1"), false;
+  }
+  return true;
+}
+
+// ---- key handles -----------------------------------------------------------------------------------------
+
+void finalize_key(napi_env, void* data, void*) {
+  NativeKey* key = static_cast<NativeKey*>(data);
+  wipe_schedule(&key->schedule);
+  delete key;
+}
+
+bool halves_equal(const uint8_t* key) {
+  uint8_t diff = 0;
+  for (size_t i = 0; i < kAes256KeyBytes; ++i) diff |= key[i] ^ key[kAes256KeyBytes + i];
+  return diff == 0;
+}
+
+// createKey(key: Uint8Array(64), impl: string) -> handle
+napi_value CreateKey(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 2) return type_error(env, "ERR_VDCRYPT_ARGS", "expected 2 arguments");
+  uint8_t* key_bytes = nullptr;
+  size_t key_len = 0;
+  if (!get_bytes(env, argv[0], &key_bytes, &key_len)) return type_error(env, "ERR_VDCRYPT_ARGS", "key must be a Uint8Array");
+  if (key_len != kXtsKeyBytes) return range_error(env, "ERR_VDCRYPT_KEY_LENGTH", "key must be 64 bytes");
+  if (halves_equal(key_bytes)) return range_error(env, "WeakXtsKey", "key1 and key2 must differ");
+  char name[32];
+  size_t name_len = 0;
+  if (napi_get_value_string_utf8(env, argv[1], name, sizeof(name), &name_len) != napi_ok) {
+    return type_error(env, "ERR_VDCRYPT_ARGS", "impl must be a string");
+  }
+  const XtsImpl* impl = find_impl(name);
+  if (impl == nullptr) return plain_error(env, "ImplementationUnavailable", "the requested implementation does not run on this CPU");
+  NativeKey* key = new (std::nothrow) NativeKey();
+  if (key == nullptr) return plain_error(env, "ERR_VDCRYPT_NOMEM", "out of memory");
+  key->impl = impl;
+  impl->expand_key(key_bytes, &key->schedule);
+  napi_value handle;
+  if (napi_create_external(env, key, finalize_key, nullptr, &handle) != napi_ok) {
+    finalize_key(env, key, nullptr);
+    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_create_external failed");
+    return nullptr;
+  }
+  VD_CALL(env, napi_type_tag_object(env, handle, &kKeyTag));
+  return handle;
+}
+
+// disposeKey(handle): wipe now; the handle stays valid but refuses further use. Disposing twice is a no-op.
+napi_value DisposeKey(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  bool tagged = false;
+  if (argc != 1 || napi_check_object_type_tag(env, argv[0], &kKeyTag, &tagged) != napi_ok || !tagged) {
+    return type_error(env, "ERR_VDCRYPT_KEY_HANDLE", "expected a vdcrypt key handle");
+  }
+  void* ptr = nullptr;
+  VD_CALL(env, napi_get_value_external(env, argv[0], &ptr));
+  NativeKey* key = static_cast<NativeKey*>(ptr);
+  wipe_schedule(&key->schedule);
+  key->disposed = true;
+  return nullptr;
+}
+
+// keyImplementation(handle) -> string
+napi_value KeyImplementation(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 1) return type_error(env, "ERR_VDCRYPT_ARGS", "expected 1 argument");
+  NativeKey* key = get_key(env, argv[0]);
+  if (key == nullptr) return nullptr;
+  napi_value out;
+  VD_CALL(env, napi_create_string_utf8(env, key->impl->name, NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+// ---- synchronous work ------------------------------------------------------------------------------------
+
+// crypt(handle, encrypt, src, dst, sectorSize, firstSector)
+napi_value Crypt(napi_env env, napi_callback_info info) {
+  SectorArgs a;
+  if (!parse_sector_args(env, info, &a)) return nullptr;
+  a.key->impl->sectors(a.key->schedule, a.dir, a.src, a.dst, a.bytes / a.sector_bytes, a.sector_bytes, a.first);
+  return nullptr;
+}
+
+// dataUnit(handle, encrypt, src, dst, tweak16): one data unit of any length >= 16, with ciphertext stealing.
+napi_value DataUnit(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 5) return type_error(env, "ERR_VDCRYPT_ARGS", "expected 5 arguments");
+  NativeKey* key = get_key(env, argv[0]);
+  if (key == nullptr) return nullptr;
+  bool encrypt = true;
+  if (!get_bool(env, argv[1], &encrypt)) return type_error(env, "ERR_VDCRYPT_ARGS", "encrypt must be a boolean");
+  uint8_t *src = nullptr, *dst = nullptr, *tweak = nullptr;
+  size_t src_len = 0, dst_len = 0, tweak_len = 0;
+  if (!get_bytes(env, argv[2], &src, &src_len) || !get_bytes(env, argv[3], &dst, &dst_len) ||
+      !get_bytes(env, argv[4], &tweak, &tweak_len)) {
+    return type_error(env, "ERR_VDCRYPT_ARGS", "src, dst and tweak must be Uint8Arrays");
+  }
+  if (tweak_len != kAesBlockBytes) return range_error(env, "ERR_VDCRYPT_TWEAK", "tweak must be 16 bytes");
+  if (src_len < kAesBlockBytes) return range_error(env, "ERR_VDCRYPT_LENGTH", "a data unit is at least 16 bytes");
+  if (dst_len != src_len) return range_error(env, "ERR_VDCRYPT_LENGTH", "dst length must equal src length");
+  if (overlaps_partially(src, dst, src_len)) return range_error(env, "ERR_VDCRYPT_OVERLAP", "src and dst overlap partially");
+  xts_data_unit(*key->impl, key->schedule, encrypt ? Direction::kEncrypt : Direction::kDecrypt, src, dst, src_len, tweak);
+  return nullptr;
+}
+
+// ---- asynchronous work -----------------------------------------------------------------------------------
+
+struct AsyncCall;
+
+struct Chunk {
+  AsyncCall* call = nullptr;
+  size_t first_index = 0;  // sector offset within the call
+  size_t count = 0;
+  napi_async_work work = nullptr;
+};
+
+struct AsyncCall {
+  KeySchedule schedule;  // a copy: disposing the key while this runs is safe
+  const XtsImpl* impl = nullptr;
+  Direction dir = Direction::kEncrypt;
+  const uint8_t* src = nullptr;
+  uint8_t* dst = nullptr;
+  size_t sector_bytes = 0;
+  uint64_t first = 0;
+  napi_ref src_ref = nullptr;  // the caller's buffers stay alive until the promise settles
+  napi_ref dst_ref = nullptr;
+  napi_deferred deferred = nullptr;
+  std::vector<Chunk> chunks;
+  size_t pending = 0;
+  bool failed = false;
+};
+
+void release_call(napi_env env, AsyncCall* call) {
+  if (call->src_ref != nullptr) napi_delete_reference(env, call->src_ref);
+  if (call->dst_ref != nullptr) napi_delete_reference(env, call->dst_ref);
+  wipe_schedule(&call->schedule);
+  delete call;
+}
+
+void execute_chunk(napi_env, void* data) {
+  Chunk* chunk = static_cast<Chunk*>(data);
+  AsyncCall* call = chunk->call;
+  const size_t off = chunk->first_index * call->sector_bytes;
+  call->impl->sectors(call->schedule, call->dir, call->src + off, call->dst + off, chunk->count, call->sector_bytes,
+                      call->first + chunk->first_index);
+}
+
+void complete_chunk(napi_env env, napi_status status, void* data) {
+  Chunk* chunk = static_cast<Chunk*>(data);
+  AsyncCall* call = chunk->call;
+  napi_delete_async_work(env, chunk->work);
+  chunk->work = nullptr;
+  if (status != napi_ok) call->failed = true;
+  if (--call->pending != 0) return;
+  if (call->failed) {
+    napi_value msg, err;
+    napi_create_string_utf8(env, "async XTS work was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, nullptr, msg, &err);
+    napi_reject_deferred(env, call->deferred, err);
+  } else {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, call->deferred, undefined);
+  }
+  release_call(env, call);
+}
+
+// CPUs this process may run on (its affinity mask), at least 1.
+size_t available_cores() {
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+size_t worker_count(size_t bytes) {
+  const size_t cores = available_cores();
+  const size_t by_size = std::max<size_t>(1, bytes / kMinChunkBytes);
+  return std::min(cores, by_size);
+}
+
+// cryptAsync(handle, encrypt, src, dst, sectorSize, firstSector) -> Promise<void>
+napi_value CryptAsync(napi_env env, napi_callback_info info) {
+  SectorArgs a;
+  if (!parse_sector_args(env, info, &a)) return nullptr;
+  napi_value promise;
+  napi_deferred deferred;
+  VD_CALL(env, napi_create_promise(env, &deferred, &promise));
+  const size_t count = a.bytes / a.sector_bytes;
+  if (a.bytes < kSyncLimitBytes) {
+    // Smaller than the cost of a thread hand-off: do it now, still answering with a promise.
+    a.key->impl->sectors(a.key->schedule, a.dir, a.src, a.dst, count, a.sector_bytes, a.first);
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, deferred, undefined);
+    return promise;
+  }
+  size_t argc = 6;
+  napi_value argv[6];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  AsyncCall* call = new (std::nothrow) AsyncCall();
+  if (call == nullptr) return plain_error(env, "ERR_VDCRYPT_NOMEM", "out of memory");
+  std::memcpy(&call->schedule, &a.key->schedule, sizeof(KeySchedule));
+  call->impl = a.key->impl;
+  call->dir = a.dir;
+  call->src = a.src;
+  call->dst = a.dst;
+  call->sector_bytes = a.sector_bytes;
+  call->first = a.first;
+  call->deferred = deferred;
+  const size_t workers = worker_count(a.bytes);
+  call->chunks.resize(workers);
+  napi_value resource_name;
+  VD_CALL(env, napi_create_string_utf8(env, "vdcrypt:xts", NAPI_AUTO_LENGTH, &resource_name));
+  bool ok = napi_create_reference(env, argv[2], 1, &call->src_ref) == napi_ok &&
+            napi_create_reference(env, argv[3], 1, &call->dst_ref) == napi_ok;
+  size_t start = 0;
+  for (size_t i = 0; ok && i < workers; ++i) {
+    Chunk& c = call->chunks[i];
+    c.call = call;
+    c.first_index = start;
+    c.count = count / workers + (i < count % workers ? 1 : 0);
+    start += c.count;
+    ok = napi_create_async_work(env, nullptr, resource_name, execute_chunk, complete_chunk, &c, &c.work) == napi_ok;
+  }
+  if (!ok) {
+    for (Chunk& c : call->chunks) {
+      if (c.work != nullptr) napi_delete_async_work(env, c.work);
+    }
+    release_call(env, call);
+    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "could not schedule async XTS work");
+    return nullptr;
+  }
+  call->pending = workers;
+  for (Chunk& c : call->chunks) napi_queue_async_work(env, c.work);
+  return promise;
+}
+
+// ---- introspection ---------------------------------------------------------------------------------------
+
+napi_value set_bool(napi_env env, napi_value obj, const char* name, bool value) {
+  napi_value v;
+  if (napi_get_boolean(env, value, &v) != napi_ok) return nullptr;
+  if (napi_set_named_property(env, obj, name, v) != napi_ok) return nullptr;
+  return obj;
+}
+
+// cpuFeatures() -> { aesni, pclmulqdq, sse41, avx, avx2, vaes, vpclmulqdq, avx512f }
+napi_value CpuFeaturesJs(napi_env env, napi_callback_info) {
+  const CpuFeatures& f = cpu_features();
+  napi_value obj;
+  VD_CALL(env, napi_create_object(env, &obj));
+  const struct {
+    const char* name;
+    bool value;
+  } fields[] = {{"aesni", f.aesni}, {"pclmulqdq", f.pclmulqdq}, {"sse41", f.sse41}, {"avx", f.avx},
+                {"avx2", f.avx2},   {"vaes", f.vaes},           {"vpclmulqdq", f.vpclmulqdq}, {"avx512f", f.avx512f}};
+  for (const auto& field : fields) {
+    if (set_bool(env, obj, field.name, field.value) == nullptr) {
+      throw_pending_or(env, "ERR_VDCRYPT_NAPI", "could not build cpuFeatures");
+      return nullptr;
+    }
+  }
+  return obj;
+}
+
+// implementations() -> string[] of the paths that run on this CPU, best first.
+napi_value Implementations(napi_env env, napi_callback_info) {
+  size_t n = 0;
+  const XtsImpl* const* impls = all_impls(&n);
+  napi_value arr;
+  VD_CALL(env, napi_create_array(env, &arr));
+  uint32_t out = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!impls[i]->available(cpu_features())) continue;
+    napi_value name;
+    VD_CALL(env, napi_create_string_utf8(env, impls[i]->name, NAPI_AUTO_LENGTH, &name));
+    VD_CALL(env, napi_set_element(env, arr, out++, name));
+  }
+  return arr;
+}
+
+// parallelism() -> the most pool threads one async call uses.
+napi_value Parallelism(napi_env env, napi_callback_info) {
+  napi_value v;
+  VD_CALL(env, napi_create_uint32(env, static_cast<uint32_t>(available_cores()), &v));
+  return v;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"createKey", nullptr, CreateKey, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"disposeKey", nullptr, DisposeKey, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"keyImplementation", nullptr, KeyImplementation, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"crypt", nullptr, Crypt, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"cryptAsync", nullptr, CryptAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"dataUnit", nullptr, DataUnit, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"cpuFeatures", nullptr, CpuFeaturesJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"implementations", nullptr, Implementations, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"parallelism", nullptr, Parallelism, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
+  return exports;
+}
+
+}  // namespace
+}  // namespace vdcrypt
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, vdcrypt::Init)

@@ -1,0 +1,11 @@
+# The one list of native sources. binding.gyp includes it; CMakeLists.txt reads it. Paths are relative to
+# this folder.
+{
+  'sources': [
+    'addon.cc',
+    'xts_dispatch.cc',
+    'xts_aesni.cc',
+    'xts_vaes.cc',
+    'xts_portable.cc',
+  ],
+}
