@@ -66,8 +66,7 @@ napi_value plain_error(napi_env env, const char* code, const char* msg) {
 }
 
 bool get_bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return false;
+  // napi_get_typedarray_info fails (without throwing) for anything that is not a typed array.
   napi_typedarray_type type;
   void* ptr = nullptr;
   if (napi_get_typedarray_info(env, v, &type, len, &ptr, nullptr, nullptr) != napi_ok) return false;
@@ -433,7 +432,8 @@ napi_value CpuFeaturesJs(napi_env env, napi_callback_info) {
     const char* name;
     bool value;
   } fields[] = {{"aesni", f.aesni}, {"pclmulqdq", f.pclmulqdq}, {"sse41", f.sse41}, {"avx", f.avx},
-                {"avx2", f.avx2},   {"vaes", f.vaes},           {"vpclmulqdq", f.vpclmulqdq}, {"avx512f", f.avx512f}};
+                {"avx2", f.avx2},   {"vaes", f.vaes},           {"vpclmulqdq", f.vpclmulqdq}, {"avx512f", f.avx512f},
+                {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl}};
   for (const auto& field : fields) {
     if (set_bool(env, obj, field.name, field.value) == nullptr) {
       throw_pending_or(env, "ERR_VDCRYPT_NAPI", "could not build cpuFeatures");

@@ -5,6 +5,7 @@
     'addon.cc',
     'xts_dispatch.cc',
     'xts_aesni.cc',
+    'xts_vaes512.cc',
     'xts_vaes.cc',
     'xts_portable.cc',
   ],

@@ -3,7 +3,7 @@
 // A "data unit" is one sector. The tweak of sector n is n as a 128-bit little-endian integer, as in
 // dm-crypt's aes-xts-plain64, so a run starting at sector `first` uses first, first+1, ... as tweaks.
 //
-// Each CPU path (VAES+AVX2, AES-NI, portable) lives in its own translation unit, compiled with its own
+// Each CPU path (VAES+AVX-512, VAES+AVX2, AES-NI, portable) lives in its own translation unit, compiled with its own
 // `#pragma GCC target`, and is reached through the XtsImpl function table chosen in xts_dispatch.cc.
 // Nothing in here depends on Node; addon.cc is the only file that knows about N-API.
 #pragma once
@@ -45,6 +45,8 @@ struct CpuFeatures {
   bool vaes = false;
   bool vpclmulqdq = false;
   bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
 };
 
 // One implementation of the XTS primitives.
@@ -64,6 +66,7 @@ struct XtsImpl {
 };
 
 // Per-path tables, defined in their own translation units.
+extern const XtsImpl kImplVaes512;
 extern const XtsImpl kImplVaes;
 extern const XtsImpl kImplAesni;
 extern const XtsImpl kImplPortable;

@@ -35,11 +35,13 @@ CpuFeatures detect() {
     f.vaes = f.avx && (c & (1u << 9)) != 0;
     f.vpclmulqdq = f.avx && (c & (1u << 10)) != 0;
     f.avx512f = os_zmm && (b & bit_AVX512F) != 0;
+    f.avx512bw = f.avx512f && (b & bit_AVX512BW) != 0;
+    f.avx512vl = f.avx512f && (b & bit_AVX512VL) != 0;
   }
   return f;
 }
 
-const XtsImpl* const kAll[] = {&kImplVaes, &kImplAesni, &kImplPortable};
+const XtsImpl* const kAll[] = {&kImplVaes512, &kImplVaes, &kImplAesni, &kImplPortable};
 
 inline void xor_block(uint8_t* out, const uint8_t* a, const uint8_t* b) {
   for (size_t i = 0; i < kAesBlockBytes; ++i) out[i] = a[i] ^ b[i];

@@ -23,7 +23,7 @@ export type SectorSize = (typeof SECTOR_SIZES)[number];
 export const DEFAULT_SECTOR_SIZE: SectorSize = 512;
 export const MAX_SECTOR = (1n << 64n) - 1n;
 
-export const XTS_IMPLEMENTATIONS = ['vaes', 'aesni', 'portable'] as const;
+export const XTS_IMPLEMENTATIONS = ['vaes512', 'vaes', 'aesni', 'portable'] as const;
 export type XtsImplementation = (typeof XTS_IMPLEMENTATIONS)[number];
 
 export interface XtsCipherOptions {
@@ -56,26 +56,26 @@ function requireBytes(name: string, value: unknown): Uint8Array {
 }
 
 function checkSectorNumber(first: unknown, sectors: number): void {
-  let start: bigint;
-  if (typeof first === 'bigint') {
-    start = first;
-  } else if (typeof first === 'number') {
+  if (typeof first === 'number') {
+    // A safe integer plus a buffer's sector count stays far below 2^64: only the start needs checking.
     if (!Number.isSafeInteger(first)) {
       throw new RangeError(`firstSector must be an integer (a bigint above 2^53 - 1), got ${first}`);
     }
-    start = BigInt(first);
-  } else {
+    if (first < 0) throw new RangeError(`firstSector must not be negative, got ${first}`);
+    return;
+  }
+  if (typeof first !== 'bigint') {
     throw new TypeError(`firstSector must be a number or bigint, got ${describeValue(first)}`);
   }
-  if (start < 0n) throw new RangeError(`firstSector must not be negative, got ${start}`);
-  const last = start + BigInt(Math.max(sectors, 1)) - 1n;
+  if (first < 0n) throw new RangeError(`firstSector must not be negative, got ${first}`);
+  const last = first + BigInt(Math.max(sectors, 1)) - 1n;
   if (last > MAX_SECTOR) {
-    throw new RangeError(`sectors ${start}..${last} pass the last tweak 2^64 - 1`);
+    throw new RangeError(`sectors ${first}..${last} pass the last tweak 2^64 - 1`);
   }
 }
 
 function overlapsPartially(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.buffer !== b.buffer) return false;
+  if (a === b || a.buffer !== b.buffer) return false;
   if (a.byteOffset === b.byteOffset) return false;
   return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
@@ -126,14 +126,16 @@ export class XtsCipher {
 
   /** Encrypt whole sectors; `src.length` must be a multiple of `sectorSize`. Returns `dst` (or a new buffer). */
   encrypt(src: Uint8Array, firstSector: SectorNumber, dst?: Uint8Array): Uint8Array {
-    const [handle, out] = this.#prepare(src, firstSector, dst);
+    const handle = this.#liveHandle();
+    const out = this.#checkSectors(src, firstSector, dst);
     native.crypt(handle, true, src, out, this.sectorSize, firstSector);
     return out;
   }
 
   /** Decrypt whole sectors; the inverse of {@link encrypt} for the same sector numbers. */
   decrypt(src: Uint8Array, firstSector: SectorNumber, dst?: Uint8Array): Uint8Array {
-    const [handle, out] = this.#prepare(src, firstSector, dst);
+    const handle = this.#liveHandle();
+    const out = this.#checkSectors(src, firstSector, dst);
     native.crypt(handle, false, src, out, this.sectorSize, firstSector);
     return out;
   }
@@ -143,14 +145,16 @@ export class XtsCipher {
    * piece per core). Do not touch `src` or `dst` until the promise settles.
    */
   async encryptAsync(src: Uint8Array, firstSector: SectorNumber, dst?: Uint8Array): Promise<Uint8Array> {
-    const [handle, out] = this.#prepare(src, firstSector, dst);
+    const handle = this.#liveHandle();
+    const out = this.#checkSectors(src, firstSector, dst);
     await native.cryptAsync(handle, true, src, out, this.sectorSize, firstSector);
     return out;
   }
 
   /** Like {@link decrypt}, off the main thread. Do not touch `src` or `dst` until the promise settles. */
   async decryptAsync(src: Uint8Array, firstSector: SectorNumber, dst?: Uint8Array): Promise<Uint8Array> {
-    const [handle, out] = this.#prepare(src, firstSector, dst);
+    const handle = this.#liveHandle();
+    const out = this.#checkSectors(src, firstSector, dst);
     await native.cryptAsync(handle, false, src, out, this.sectorSize, firstSector);
     return out;
   }
@@ -194,14 +198,14 @@ export class XtsCipher {
     return this.#handle;
   }
 
-  #prepare(src: Uint8Array, firstSector: SectorNumber, dst: Uint8Array | undefined): [NativeKeyHandle, Uint8Array] {
-    const handle = this.#liveHandle();
+  /** Validate a sector call and return the output buffer. */
+  #checkSectors(src: Uint8Array, firstSector: SectorNumber, dst: Uint8Array | undefined): Uint8Array {
     requireBytes('src', src);
     if (src.length % this.sectorSize !== 0) {
       throw new RangeError(`src length must be a multiple of the ${this.sectorSize}-byte sector size, got ${src.length}`);
     }
     checkSectorNumber(firstSector, src.length / this.sectorSize);
-    return [handle, this.#output(src, dst)];
+    return this.#output(src, dst);
   }
 
   #output(src: Uint8Array, dst: Uint8Array | undefined): Uint8Array {

@@ -22,6 +22,8 @@ export interface NativeCpuFeatures {
   vaes: boolean;
   vpclmulqdq: boolean;
   avx512f: boolean;
+  avx512bw: boolean;
+  avx512vl: boolean;
 }
 
 export interface NativeBinding {
