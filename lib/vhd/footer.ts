@@ -17,8 +17,12 @@ import {
 export const MAX_VIRTUAL_SIZE = 8 * 1024 ** 4;
 /** Azure wants fixed VHDs whose virtual size is a multiple of 1 MiB. */
 export const AZURE_SIZE_ALIGNMENT = 1024 * 1024;
-/** The creator application we write; not 'vpc ' or 'qemu', so qemu trusts `currentSize` over CHS. */
-export const DEFAULT_CREATOR_APPLICATION = 'vdcr';
+/**
+ * The creator application we write. qemu (block/vpc.c) trusts `currentSize` only for the creators it knows
+ * to write it exactly ('win ', 'qem2', 'd2v ', 'tap\0', 'CTXS') and derives the size from CHS for any other,
+ * which truncates sizes that are not CHS-exact; so we write Hyper-V's 'win ', as Azure's own tools do.
+ */
+export const DEFAULT_CREATOR_APPLICATION = 'win ';
 export const DEFAULT_CREATOR_VERSION = 0x0001_0000;
 const UNIQUE_ID_BYTES = 16;
 const MAX_CHS_SECTORS = 65535 * 16 * 255;
