@@ -59,8 +59,11 @@ inline __m512i mul_x_bytes(__m512i t, __m512i poly) {
   return _mm512_xor_si512(_mm512_bslli_epi128(t, kBytes), _mm512_clmulepi64_epi128(top, poly, 0x00));
 }
 
+// Encrypt the starting tweaks of n <= kTweakBatch sectors with key2, four per register; only the registers
+// that hold a wanted tweak are computed (a single-sector call pays for one).
 void encrypt_sector_tweaks(const WideKeys& k2, uint64_t first, size_t n, __m128i* out) {
   constexpr size_t kQuads = kTweakBatch / 4;
+  const size_t quads = (n + 3) / 4;
   __m512i t[kQuads];
   for (size_t i = 0; i < kQuads; ++i) {
     const uint64_t s = first + 4 * i;
@@ -68,11 +71,15 @@ void encrypt_sector_tweaks(const WideKeys& k2, uint64_t first, size_t n, __m128i
                                              static_cast<long long>(s + 1), 0, static_cast<long long>(s));
     t[i] = _mm512_xor_si512(sectors, k2.k[0]);
   }
-  for (int r = 1; r < kAes256Rounds; ++r) {
-    for (size_t i = 0; i < kQuads; ++i) t[i] = _mm512_aesenc_epi128(t[i], k2.k[r]);
+  if (quads == 1) {
+    for (int r = 1; r < kAes256Rounds; ++r) t[0] = _mm512_aesenc_epi128(t[0], k2.k[r]);
+  } else {
+    for (int r = 1; r < kAes256Rounds; ++r) {
+      for (size_t i = 0; i < kQuads; ++i) t[i] = _mm512_aesenc_epi128(t[i], k2.k[r]);
+    }
   }
   alignas(64) __m128i all[kTweakBatch];
-  for (size_t i = 0; i < kQuads; ++i) {
+  for (size_t i = 0; i < quads; ++i) {
     _mm512_store_si512(reinterpret_cast<__m512i*>(&all[4 * i]), _mm512_aesenclast_epi128(t[i], k2.k[kAes256Rounds]));
   }
   for (size_t i = 0; i < n; ++i) out[i] = all[i];
