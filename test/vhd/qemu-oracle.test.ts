@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createImageWriter, openImage, toAzureFixedFooter, type DiskImage } from '../../lib/vhd/index.js';
+import { chsGeometry, createImageWriter, openImage, toAzureFixedFooter, type DiskImage } from '../../lib/vhd/index.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -193,5 +193,18 @@ describe('images we write are what qemu-img expects', () => {
     expect(reopened.format).toBe('fixed');
     expect(Buffer.from(reopened.footer?.uniqueId ?? []).equals(Buffer.from(footer?.uniqueId ?? [1]))).toBe(true);
     await reopened.close();
+  });
+});
+
+describe('CHS geometry', () => {
+  it('matches the geometry qemu-img writes (creator qemu, no force_size) for small to 300 GiB disks', async () => {
+    for (const size of ['1M', '3149312', '10489856', '1G', '127G', '300G']) {
+      const vhd = join(dir, `chs-${size}.vhd`);
+      expect((await qemuImg('create', '-q', '-f', 'vpc', '-o', 'subformat=dynamic', vhd, size)).code).toBe(0);
+      const image = await openImage(vhd);
+      expect(image.footer?.creatorApplication).toBe('qemu');
+      expect(chsGeometry(image.virtualSize)).toEqual(image.footer?.geometry);
+      await image.close();
+    }
   });
 });
