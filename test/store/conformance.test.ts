@@ -1,0 +1,6 @@
+/** The conformance suite against both stores. */
+import { describeConformance } from './conformance.js';
+import { localFixture, memoryFixture } from './helpers.js';
+
+describeConformance('MemoryPageStore', memoryFixture);
+describeConformance('LocalPageStore', () => localFixture());
