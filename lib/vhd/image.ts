@@ -93,6 +93,8 @@ export interface ImageParts {
 }
 
 const ZERO_SECTOR = new Uint8Array(SECTOR_SIZE);
+const WORD_BYTES = 4;
+const SECTOR_WORDS = SECTOR_SIZE / WORD_BYTES;
 
 export class LayeredImage implements DiskImage {
   readonly path: string;
@@ -236,10 +238,14 @@ function dataGroups(runs: SectorRun[]): SectorRun[][] {
 export function nonZeroSpans(data: Uint8Array, minZeroRun: number): Array<[number, number]> {
   const spans: Array<[number, number]> = [];
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // Fast path: a sector whose first or last word is non-zero is data, without a native call.
+  const words = data.byteOffset % WORD_BYTES === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.byteLength / WORD_BYTES) : null;
   let spanStart = -1;
   let spanEnd = -1;
   for (let pos = 0; pos < buf.length; pos += SECTOR_SIZE) {
-    if (buf.compare(ZERO_SECTOR, 0, SECTOR_SIZE, pos, pos + SECTOR_SIZE) === 0) continue;
+    const w = pos / WORD_BYTES;
+    const quick = words !== null && (words[w] !== 0 || words[w + SECTOR_WORDS - 1] !== 0);
+    if (!quick && buf.compare(ZERO_SECTOR, 0, SECTOR_SIZE, pos, pos + SECTOR_SIZE) === 0) continue;
     if (spanStart >= 0 && pos - spanEnd < minZeroRun) {
       spanEnd = pos + SECTOR_SIZE;
     } else {
