@@ -17,6 +17,8 @@
  * Callers must ask per operation and not keep a cipher: one that was dropped throws `KeyDisposed`.
  */
 
+import { inspect } from 'node:util';
+
 import { generateAccountKey, KeyVaultRegistry, loadServiceMasterKey, type SecretBytes } from '../keys/index.js';
 import { XtsCipher } from '../xts/index.js';
 import {
@@ -202,6 +204,14 @@ export class AccountService {
     const fill = this.#fill(name, generation).finally(() => this.#pending.delete(key));
     this.#pending.set(key, fill);
     return fill;
+  }
+
+  toJSON(): { home: string; keyCacheTtlMs: number; cachedCiphers: number; closed: boolean } {
+    return { home: this.home, keyCacheTtlMs: this.keyCacheTtlMs, cachedCiphers: this.cachedCiphers, closed: this.#closed };
+  }
+
+  [inspect.custom](): string {
+    return `AccountService { home: '${this.home}', cachedCiphers: ${this.cachedCiphers}, closed: ${this.#closed} }`;
   }
 
   /** Dispose every cached cipher, lock the vaults and wipe the service master key. */

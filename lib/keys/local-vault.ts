@@ -14,6 +14,7 @@
  */
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 
 import { open as openSealed, seal } from './aead.js';
 import { ensurePrivateDirectory, fsyncDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
@@ -125,6 +126,14 @@ export class LocalKeyVault implements ManagedKeyVault {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  toJSON(): { name: string; region: string; uri: string; directory: string; closed: boolean } {
+    return { name: this.name, region: this.region, uri: this.uri, directory: this.directory, closed: this.#closed };
+  }
+
+  [inspect.custom](): string {
+    return `LocalKeyVault { name: '${this.name}', region: '${this.region}', closed: ${this.#closed} }`;
   }
 
   // ---- management plane -------------------------------------------------------------------------------------

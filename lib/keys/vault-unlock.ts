@@ -10,6 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 
 import { writeFileAtomic } from './atomic-file.js';
 import { KeyVaultError } from './errors.js';
@@ -44,6 +45,14 @@ export class VaultKeys {
   dispose(): void {
     this.enc.dispose();
     this.mac.dispose();
+  }
+
+  toJSON(): { vaultKeys: string } {
+    return { vaultKeys: '[redacted]' };
+  }
+
+  [inspect.custom](): string {
+    return 'VaultKeys { [redacted] }';
   }
 }
 
