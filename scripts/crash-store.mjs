@@ -55,7 +55,7 @@ async function readState(store, ref, violations, where) {
   try {
     info = await store.getBlob(ref);
   } catch (e) {
-    if (e.code === 'BlobNotFound' || e.code === 'SnapshotNotFound') return null;
+    if (e.code === 'BlobNotFound' || e.code === 'SnapshotNotFound' || e.code === 'ContainerNotFound') return null;
     throw e;
   }
   const content = new Map();

@@ -3,7 +3,7 @@
  * page runs with their tags, and two small work queues (`redo`, `gc`). It holds no page bytes.
  *
  * Settings: `journal_mode=WAL` + `synchronous=FULL` (every commit fsyncs the WAL: a committed transaction
- * survives power loss), `secure_delete=ON` (deleted rows are zeroed), `locking_mode=EXCLUSIVE` (one process
+ * survives power loss), `secure_delete=ON` (deleted rows are zeroed), a WAL checkpointed every 256 pages and cut back to 1 MiB, `locking_mode=EXCLUSIVE` (one process
  * per store; no -shm file), and the WAL is checkpointed and truncated on close.
  *
  * Runs (see ranges.ts) are rows keyed `(owner, start)`: owner = blob id for a blob, -snapshot id for a
@@ -106,6 +106,10 @@ CREATE TABLE IF NOT EXISTS gc(id INTEGER PRIMARY KEY, file TEXT NOT NULL, action
   start INTEGER NOT NULL, end INTEGER NOT NULL);
 `;
 
+/** Checkpoint the WAL every this many pages, and truncate it back to this size: it stays ~1 MiB. */
+export const WAL_CHECKPOINT_PAGES = 256;
+export const WAL_SIZE_LIMIT = 1024 * 1024;
+
 /** Runs fetched per query when iterating. */
 export const RUN_BATCH = 1024;
 
@@ -123,6 +127,8 @@ export class MetaDb {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('secure_delete = ON');
+    this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
     this.db.pragma('foreign_keys = OFF');
     this.db.exec('BEGIN IMMEDIATE; COMMIT'); // take the exclusive lock now
     this.db.exec(SCHEMA);
