@@ -32,17 +32,18 @@ import { join } from 'node:path';
 
 import { blobKey, checkConditions, checkInside, describeRef, newSnapshotId, nextSequenceNumber } from './common.js';
 import { StoreError } from './errors.js';
-import { type FileHandleIo, type FileIo, nodeFileIo } from './file-io.js';
+import { type FileIo, nodeFileIo } from './file-io.js';
 import {
   type BlobRow, type ContainerRow, type GcRow, LOC_BLOB_FILE, LOC_SNAPSHOT_FILE, MetaDb, RUN_BATCH, type SnapshotRow,
   type StoredStamp,
 } from './local-meta.js';
-import { dataPath, recover, redoPath, runGcRow } from './local-recovery.js';
+import { DataFiles } from './local-files.js';
+import { recover, runGcRow } from './local-recovery.js';
 import { KeyedRwLock } from './lock.js';
 import { appendTagged, clip, diffRuns, gaps, pagesOfRange, pageWindow, type Run, toTaggedRanges } from './ranges.js';
 import {
   type BlobInfo, type BlobOrSnapshotRef, type BlobRef, type ContainerInfo, type CreateBlobOptions, type DiffResult,
-  isSnapshotRef, MAX_WRITE_BYTES, type Metadata, PAGE_SIZE, type PageRange, type PageStore, type ReadResult,
+  isSnapshotRef, type Metadata, PAGE_SIZE, type PageRange, type PageStore, type ReadResult,
   type SequenceNumberAction, type SnapshotRef, type TaggedRange, type WriteConditions,
 } from './types.js';
 import * as v from './validate.js';
@@ -64,10 +65,9 @@ export class LocalPageStore implements PageStore {
   readonly directory: string;
   /** True when clears and shrinks return space to the filesystem (punch hole); false: they write zeros. */
   readonly punchesHoles: boolean;
-  readonly #io: FileIo;
+  readonly #files: DataFiles;
   readonly #meta: MetaDb;
   readonly #locks = new KeyedRwLock();
-  readonly #handles = new Map<string, Promise<FileHandleIo>>();
   readonly #dirty = new Set<number>();
   readonly #pendingRedo = new Set<number>();
   readonly #pendingGc = new Set<number>();
@@ -77,7 +77,7 @@ export class LocalPageStore implements PageStore {
 
   private constructor(directory: string, io: FileIo, meta: MetaDb, punchesHoles: boolean) {
     this.directory = directory;
-    this.#io = io;
+    this.#files = DataFiles.in(directory, DATA_DIR, io);
     this.#meta = meta;
     this.punchesHoles = punchesHoles;
   }
@@ -127,20 +127,27 @@ export class LocalPageStore implements PageStore {
     v.checkName('account', account);
     v.checkName('container', container);
     this.#usable();
-    const names = (this.#meta.sql('SELECT name FROM blobs WHERE account = ? AND container = ?')
-      .all(account, container) as { name: string }[]).map((r) => blobKey({ account, container, blob: r.name }));
-    await this.#exclusive([JSON.stringify([account, container]), ...names], async () => {
-      if (this.#meta.container(account, container) === undefined) {
-        throw new StoreError('ContainerNotFound', `container ${account}/${container} does not exist`);
-      }
-      const blobs = this.#meta.sql('SELECT * FROM blobs WHERE account = ? AND container = ?')
-        .all(account, container) as BlobRow[];
-      const gc = this.#tx(() => {
-        this.#meta.sql('DELETE FROM containers WHERE account = ? AND name = ?').run(account, container);
-        return blobs.flatMap((b) => this.#dropBlobRows(b));
+    const blobsOf = (): BlobRow[] => this.#meta.sql('SELECT * FROM blobs WHERE account = ? AND container = ? ORDER BY name')
+      .all(account, container) as BlobRow[];
+    const keyOf = (b: BlobRow): string => blobKey({ account, container, blob: b.name });
+    for (;;) {
+      // Hold every blob's lock; a blob created meanwhile (whose lock we lack) means: take the locks again.
+      const keys = blobsOf().map(keyOf);
+      const done = await this.#exclusive([JSON.stringify([account, container]), ...keys], async () => {
+        if (this.#meta.container(account, container) === undefined) {
+          throw new StoreError('ContainerNotFound', `container ${account}/${container} does not exist`);
+        }
+        const blobs = blobsOf();
+        if (blobs.some((b) => !keys.includes(keyOf(b)))) return false;
+        const gc = this.#tx(() => {
+          this.#meta.sql('DELETE FROM containers WHERE account = ? AND name = ?').run(account, container);
+          return blobs.flatMap((b) => this.#dropBlobRows(b));
+        });
+        await this.#runGc(gc);
+        return true;
       });
-      await this.#runGc(gc);
-    });
+      if (done) return;
+    }
   }
 
   async listContainers(account: string): Promise<ContainerInfo[]> {
@@ -170,9 +177,10 @@ export class LocalPageStore implements PageStore {
         throw new StoreError('BlobAlreadyExists', `blob ${describeRef(ref)} already exists`);
       }
       const file = randomUUID();
-      await this.#createFiles(file, true);
+      await this.#files.create(file, true);
       const now = Date.now();
       const { row, gc } = this.#tx(() => {
+        this.#containerRow(ref.account, ref.container); // it may have been deleted while the file was created
         const gc = old === undefined ? [] : this.#dropBlobRows(old);
         const row = this.#meta.sql(`INSERT INTO blobs(account, container, name, file, size, seq, metadata, created,
           modified, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) RETURNING *`)
@@ -253,7 +261,7 @@ export class LocalPageStore implements PageStore {
       const fresh = gaps(around, start, end);
       await this.#markDirty(blob);
       const copies = await this.#copyBeforeWrite(blob, start, end);
-      const dat = await this.#handle(this.#dataPath(blob.file));
+      const dat = await this.#files.handle(this.#files.dataPath(blob.file));
       const slice = (r: { start: number; end: number }): Buffer =>
         bytes.subarray((r.start - start) * PAGE_SIZE, (r.end - start) * PAGE_SIZE);
       for (const g of fresh) await dat.write(slice(g), 0, (g.end - g.start) * PAGE_SIZE, g.start * PAGE_SIZE);
@@ -261,7 +269,7 @@ export class LocalPageStore implements PageStore {
       let journal: Buffer | undefined;
       if (allocated.length > 0) {
         journal = Buffer.concat(allocated.map(slice));
-        const redo = await this.#handle(this.#redoPath(blob.file));
+        const redo = await this.#files.handle(this.#files.redoPath(blob.file));
         await redo.write(journal, 0, journal.length, 0);
         await redo.datasync();
       }
@@ -277,7 +285,7 @@ export class LocalPageStore implements PageStore {
       if (journal !== undefined) {
         for (const r of allocated) await dat.write(slice(r), 0, (r.end - r.start) * PAGE_SIZE, r.start * PAGE_SIZE);
         await dat.datasync();
-        await (await this.#handle(this.#redoPath(blob.file))).truncate(0);
+        await (await this.#files.handle(this.#files.redoPath(blob.file))).truncate(0);
         this.#pendingRedo.add(blob.id);
       }
     });
@@ -316,7 +324,7 @@ export class LocalPageStore implements PageStore {
         const file = r.value.loc === LOC_SNAPSHOT_FILE ? (snap as SnapshotRow).file : blob.file;
         const from = Math.max(offset, r.start * PAGE_SIZE);
         const to = Math.min(offset + length, r.end * PAGE_SIZE);
-        await (await this.#handle(this.#dataPath(file))).read(data, from - offset, to - from, from);
+        await (await this.#files.handle(this.#files.dataPath(file))).read(data, from - offset, to - from, from);
       }
       return { data, ranges: toTaggedRanges(runs, (s) => s.tag), version: snap?.version ?? blob.version };
     });
@@ -359,7 +367,7 @@ export class LocalPageStore implements PageStore {
       const snaps = this.#meta.snapshotsOf(blob.id);
       const id = newSnapshotId(snaps[snaps.length - 1]?.snapshot);
       const file = randomUUID();
-      await this.#createFiles(file, false);
+      await this.#files.create(file, false);
       this.#tx(() => {
         const row = this.#meta.sql(`INSERT INTO snapshots(blob_id, snapshot, file, size, seq, metadata, created, modified,
           version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
@@ -404,8 +412,7 @@ export class LocalPageStore implements PageStore {
     if (this.#closed) return;
     this.#closed = true;
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
-    for (const h of this.#handles.values()) await (await h.catch(() => undefined))?.close().catch(() => undefined);
-    this.#handles.clear();
+    await this.#files.closeAll();
     if (this.#failure === undefined) {
       this.#tx(() => this.#meta.sql('UPDATE blobs SET dirty = 0 WHERE dirty = 1').run());
     }
@@ -543,14 +550,8 @@ export class LocalPageStore implements PageStore {
     for (const id of ids) {
       const row = this.#meta.sql('SELECT * FROM gc WHERE id = ?').get(id) as GcRow | undefined;
       if (row === undefined) continue;
-      if (row.action === 'unlink') {
-        for (const path of [this.#dataPath(row.file), this.#redoPath(row.file)]) {
-          const h = this.#handles.get(path);
-          this.#handles.delete(path);
-          if (h !== undefined) await (await h).close();
-        }
-      }
-      await runGcRow(this.#io, join(this.directory, DATA_DIR), row, (path) => this.#handle(path));
+      if (row.action === 'unlink') await this.#files.forget(row.file);
+      await runGcRow(this.#files.io, this.#files.dir, row, (path) => this.#files.handle(path));
       this.#pendingGc.add(id);
     }
   }
@@ -571,18 +572,11 @@ export class LocalPageStore implements PageStore {
     for (const snap of this.#meta.snapshotsOf(blob.id)) {
       const shared = clip(this.#meta.runsIn(-snap.id, start, end), start, end).filter((r) => r.value.loc === LOC_BLOB_FILE);
       if (shared.length === 0) continue;
-      const src = await this.#handle(this.#dataPath(blob.file));
-      const dst = await this.#handle(this.#dataPath(snap.file));
-      const buf = new Uint8Array(MAX_WRITE_BYTES);
       for (const r of shared) {
-        for (let at = r.start * PAGE_SIZE; at < r.end * PAGE_SIZE; at += MAX_WRITE_BYTES) {
-          const n = Math.min(MAX_WRITE_BYTES, r.end * PAGE_SIZE - at);
-          await src.read(buf, 0, n, at);
-          await dst.write(buf, 0, n, at);
-        }
+        await this.#files.copyPages(blob.file, snap.file, r.start, r.end);
         copies.push({ owner: -snap.id, run: r });
       }
-      await dst.datasync();
+      await (await this.#files.handle(this.#files.dataPath(snap.file))).datasync();
     }
     return copies;
   }
@@ -593,33 +587,6 @@ export class LocalPageStore implements PageStore {
     }
   }
 
-  /** Create a data file (and for blobs its redo file) and make the directory entries durable. */
-  async #createFiles(file: string, withRedo: boolean): Promise<void> {
-    for (const path of withRedo ? [this.#dataPath(file), this.#redoPath(file)] : [this.#dataPath(file)]) {
-      const h = await this.#io.open(path, 'create');
-      await h.datasync();
-      this.#handles.set(path, Promise.resolve(h));
-    }
-    await this.#io.syncDir(join(this.directory, DATA_DIR));
-  }
-
-  #handle(path: string): Promise<FileHandleIo> {
-    let h = this.#handles.get(path);
-    if (h === undefined) {
-      h = this.#io.open(path, 'open');
-      this.#handles.set(path, h);
-      h.catch(() => this.#handles.delete(path));
-    }
-    return h;
-  }
-
-  #dataPath(file: string): string {
-    return dataPath(join(this.directory, DATA_DIR), file);
-  }
-
-  #redoPath(file: string): string {
-    return redoPath(join(this.directory, DATA_DIR), file);
-  }
 }
 
 function sha256(data: Uint8Array): Buffer {
