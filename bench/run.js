@@ -2,7 +2,7 @@
 // as ratios and rewrites bench/RESULTS.md. Not a test: nothing here asserts; the targets are reported.
 //   node bench/run.js [--quick] [--no-write]
 import { cpus } from 'node:os';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { runXtsSuite } from './xts.js';
@@ -57,8 +57,27 @@ function xtsTargets(r) {
   return ['| target | measured | goal | |', '|---|---:|---|---|', ...rows.map((c) => `| ${c.join(' | ')} |`)].join('\n');
 }
 
+// Suites after the XTS engine: each returns a markdown section. `--only xts` (or store, pipeline, remote)
+// runs one.
+const SUITES = [
+  ['store', 'Page blobs on the embedded store (issue 4)', './store.js', 'runStoreSuite'],
+  ['pipeline', 'VHD import and export (issue 5)', './pipeline.js', 'runPipelineSuite'],
+  ['remote', 'Azure Blob backend against Azurite (issue 7)', './remote.js', 'runRemoteSuite'],
+];
+const onlyIndex = process.argv.indexOf('--only');
+const only = onlyIndex > 0 ? process.argv[onlyIndex + 1] : undefined;
+
 const started = new Date();
 const xts = await runXtsSuite({ quick, log });
+const sections = [];
+for (const [name, title, file, fn] of SUITES) {
+  if (only !== undefined && only !== name) continue;
+  if (!existsSync(fileURLToPath(new URL(file, import.meta.url)))) continue;
+  const suite = await import(file);
+  log(`running the ${name} suite…`);
+  const result = await suite[fn]({ quick, log });
+  sections.push(`## ${title}`, '', result.markdown, '');
+}
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const md = [
   '# vdcrypt benchmark results',
@@ -75,6 +94,7 @@ const md = [
   '',
   xtsTargets(xts),
   '',
+  ...sections,
 ].join('\n');
 
 process.stdout.write(`${md}\n`);
