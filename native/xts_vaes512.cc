@@ -9,6 +9,9 @@
 //     carry-less multiply of the bytes shifted out by 0x87 -- all independent of each other;
 //   - the next 512 bytes of a 4096-byte sector use the same registers times x^32.
 // The first round key is folded into the tweak and the last round key XORed with it, as in the AVX2 path.
+// Tweak work is a serial chain per sector; it is software-pipelined one sector ahead (the next sector's eight
+// tweak registers are computed into memory before this sector's rounds), which took 512-byte sectors from
+// about 0.33 to 0.26 cycles/byte here (4096-byte sectors: 0.23; the AES unit's limit is 0.22).
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,aes,pclmul,vaes,vpclmulqdq")
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused merge source, which -Wuninitialized
 // reports from inside the system header once inlined here. The values are never read.
@@ -85,23 +88,32 @@ void encrypt_sector_tweaks(const WideKeys& k2, uint64_t first, size_t n, __m128i
   for (size_t i = 0; i < n; ++i) out[i] = all[i];
 }
 
-template <bool kEncrypt>
-void crypt_sector(const WideKeys& k1, __m128i tweak, const uint8_t* src, uint8_t* dst, size_t bytes) {
+// The eight tweak registers of a sector's first 512 bytes: register 0 holds T * x^(0..3), register 1
+// T * x^(4..7) (each computed from T by per-lane shifts), register 2j (2j + 1) is register 0 (1) times x^(8j).
+inline void sector_tweaks(__m128i tweak, __m512i* out) {
   const __m512i poly = _mm512_set_epi64(0, 0x87, 0, 0x87, 0, 0x87, 0, 0x87);
-  // Registers 0 and 1: T * x^(0..3) and T * x^(4..7), computed side by side from T.
   const __m512i first4 = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
   const __m512i next4 = _mm512_set_epi64(7, 7, 6, 6, 5, 5, 4, 4);
   const __m512i sixty_four = _mm512_set1_epi64(64);
   const __m512i base = _mm512_broadcast_i32x4(tweak);
+  const __m512i t0 = mul_x_lanes(base, first4, _mm512_sub_epi64(sixty_four, first4), poly);
+  const __m512i t1 = mul_x_lanes(base, next4, _mm512_sub_epi64(sixty_four, next4), poly);
+  _mm512_store_si512(&out[0], t0);
+  _mm512_store_si512(&out[1], t1);
+  _mm512_store_si512(&out[2], mul_x_bytes<1>(t0, poly));
+  _mm512_store_si512(&out[3], mul_x_bytes<1>(t1, poly));
+  _mm512_store_si512(&out[4], mul_x_bytes<2>(t0, poly));
+  _mm512_store_si512(&out[5], mul_x_bytes<2>(t1, poly));
+  _mm512_store_si512(&out[6], mul_x_bytes<3>(t0, poly));
+  _mm512_store_si512(&out[7], mul_x_bytes<3>(t1, poly));
+}
+
+// One sector whose first eight tweak registers were computed ahead (sector_tweaks) into `tw`.
+template <bool kEncrypt>
+void crypt_sector(const WideKeys& k1, const __m512i* tw, const uint8_t* src, uint8_t* dst, size_t bytes) {
+  const __m512i poly = _mm512_set_epi64(0, 0x87, 0, 0x87, 0, 0x87, 0, 0x87);
   __m512i t[kGroupVectors];
-  t[0] = mul_x_lanes(base, first4, _mm512_sub_epi64(sixty_four, first4), poly);
-  t[1] = mul_x_lanes(base, next4, _mm512_sub_epi64(sixty_four, next4), poly);
-  t[2] = mul_x_bytes<1>(t[0], poly);
-  t[3] = mul_x_bytes<1>(t[1], poly);
-  t[4] = mul_x_bytes<2>(t[0], poly);
-  t[5] = mul_x_bytes<2>(t[1], poly);
-  t[6] = mul_x_bytes<3>(t[0], poly);
-  t[7] = mul_x_bytes<3>(t[1], poly);
+  for (int i = 0; i < kGroupVectors; ++i) t[i] = _mm512_load_si512(&tw[i]);
   for (size_t off = 0; off < bytes; off += kGroupBytes) {
     __m512i b[kGroupVectors];
     for (int i = 0; i < kGroupVectors; ++i) {
@@ -124,29 +136,46 @@ void crypt_sector(const WideKeys& k1, __m128i tweak, const uint8_t* src, uint8_t
   }
 }
 
-void vaes512_sectors(const KeySchedule& ks, Direction dir, const uint8_t* src, uint8_t* dst, size_t count,
-                     size_t sector_bytes, uint64_t first) {
-  const WideKeys k1 = broadcast_keys(dir == Direction::kEncrypt ? ks.enc1 : ks.dec1);
+template <bool kEncrypt>
+void crypt_sectors(const KeySchedule& ks, const uint8_t* src, uint8_t* dst, size_t count, size_t sector_bytes,
+                   uint64_t first) {
+  const WideKeys k1 = broadcast_keys(kEncrypt ? ks.enc1 : ks.dec1);
   const WideKeys k2 = broadcast_keys(ks.enc2);
-  // Software pipeline: the next batch's starting tweaks are encrypted before this batch's sectors, so their
-  // serial AES latency overlaps with data work instead of stalling at every batch boundary.
+  // Two software pipelines: the next batch's starting tweaks are encrypted before this batch's sectors, and
+  // the next sector's tweak registers are computed before this sector's rounds. Both are serial chains that
+  // would otherwise stall the AES unit at every boundary.
   __m128i batches[2][kTweakBatch];
+  alignas(64) __m512i tw[2][kGroupVectors];
   size_t n = count < kTweakBatch ? count : kTweakBatch;
+  if (n == 0) return;
   encrypt_sector_tweaks(k2, first, n, batches[0]);
+  sector_tweaks(batches[0][0], tw[0]);
+  size_t slot = 0;
   for (size_t done = 0, cur = 0; done < count; cur ^= 1) {
     const size_t next_done = done + n;
     const size_t next_n = count - next_done < kTweakBatch ? count - next_done : kTweakBatch;
     if (next_n > 0) encrypt_sector_tweaks(k2, first + next_done, next_n, batches[cur ^ 1]);
     for (size_t i = 0; i < n; ++i) {
-      const size_t off = (done + i) * sector_bytes;
-      if (dir == Direction::kEncrypt) {
-        crypt_sector<true>(k1, batches[cur][i], src + off, dst + off, sector_bytes);
-      } else {
-        crypt_sector<false>(k1, batches[cur][i], src + off, dst + off, sector_bytes);
+      if (i + 1 < n) {
+        sector_tweaks(batches[cur][i + 1], tw[slot ^ 1]);
+      } else if (next_n > 0) {
+        sector_tweaks(batches[cur ^ 1][0], tw[slot ^ 1]);
       }
+      const size_t off = (done + i) * sector_bytes;
+      crypt_sector<kEncrypt>(k1, tw[slot], src + off, dst + off, sector_bytes);
+      slot ^= 1;
     }
     done = next_done;
     n = next_n;
+  }
+}
+
+void vaes512_sectors(const KeySchedule& ks, Direction dir, const uint8_t* src, uint8_t* dst, size_t count,
+                     size_t sector_bytes, uint64_t first) {
+  if (dir == Direction::kEncrypt) {
+    crypt_sectors<true>(ks, src, dst, count, sector_bytes, first);
+  } else {
+    crypt_sectors<false>(ks, src, dst, count, sector_bytes, first);
   }
 }
 
