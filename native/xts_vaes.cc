@@ -1,11 +1,12 @@
 // AES-256-XTS with VAES + VPCLMULQDQ on 256-bit AVX2 vectors (IEEE Std 1619-2007; NIST SP 800-38E).
 //
 // Each ymm register holds two consecutive blocks. A group of eight registers (16 blocks, 256 bytes) is kept in
-// flight so the AES units' latency is hidden. Tweaks advance by whole groups: the tweak pair of register i
-// in the next group is this group's pair times x^16, computed per 128-bit lane with one carry-less multiply
-// (shift the lane left by two bytes, multiply the two bytes shifted out by 0x87 and fold them back in).
-// The first round key is folded into the tweak and the last round key is XORed with the tweak, so the
-// whitening XORs cost nothing extra. Starting tweaks of several sectors are encrypted together.
+// flight so the AES units' latency is hidden. The sixteen tweak registers of a 512-byte sector are computed
+// one sector ahead into memory (a software pipeline: the tweak chain never stalls the AES units): four come
+// from T by per-lane variable shifts plus one carry-less multiply, the other twelve from those by byte shifts
+// (times x^8, x^16, x^24), each folding the bytes shifted out back in with one multiply by 0x87. The first
+// round key is folded into the tweak and the last round key is XORed with the tweak, so the whitening XORs
+// cost nothing extra. Starting tweaks of several sectors are encrypted together.
 #pragma GCC target("avx2,aes,pclmul,vaes,vpclmulqdq")
 
 #include <immintrin.h>
@@ -32,20 +33,6 @@ inline WideKeys broadcast_keys(const uint8_t (*rk)[kAesBlockBytes]) {
   return out;
 }
 
-inline __m128i mul_x(__m128i t) {
-  const __m128i poly = _mm_set_epi32(1, 1, 1, 0x87);
-  __m128i carries = _mm_srai_epi32(t, 31);
-  carries = _mm_shuffle_epi32(carries, 0x93);
-  return _mm_xor_si128(_mm_slli_epi32(t, 1), _mm_and_si128(carries, poly));
-}
-
-// Each 128-bit lane times x^16: (T << 16) ^ clmul(T >> 112, 0x87). The product has at most 23 bits, so it
-// needs no further reduction.
-inline __m256i mul_x16(__m256i t, __m256i poly) {
-  const __m256i top = _mm256_bsrli_epi128(t, 14);
-  return _mm256_xor_si256(_mm256_bslli_epi128(t, 2), _mm256_clmulepi64_epi128(top, poly, 0x00));
-}
-
 // Encrypt the starting tweaks of n <= kTweakBatch sectors with key2, two per register.
 void encrypt_sector_tweaks(const WideKeys& k2, uint64_t first, size_t n, __m128i* out) {
   constexpr size_t kPairs = kTweakBatch / 2;
@@ -65,22 +52,56 @@ void encrypt_sector_tweaks(const WideKeys& k2, uint64_t first, size_t n, __m128i
   }
 }
 
-template <bool kEncrypt>
-void crypt_sector(const WideKeys& k1, __m128i tweak, const uint8_t* src, uint8_t* dst, size_t bytes) {
+// Lane j of `t` times x^(count of lane j), each count in [0, 63] (see xts_vaes512.cc for the derivation).
+inline __m256i mul_x_lanes(__m256i t, __m256i left, __m256i right, __m256i poly) {
+  const __m256i shifted = _mm256_sllv_epi64(t, left);
+  const __m256i spill = _mm256_shuffle_epi32(_mm256_srlv_epi64(t, right), 0x4e);
+  const __m256i crossing = _mm256_blend_epi32(_mm256_setzero_si256(), spill, 0xcc);
+  const __m256i reduced = _mm256_clmulepi64_epi128(spill, poly, 0x00);
+  return _mm256_xor_si256(_mm256_xor_si256(shifted, crossing), reduced);
+}
+
+// Each 128-bit lane times x^(8 * kBytes), kBytes <= 7.
+template <int kBytes>
+inline __m256i mul_x_bytes(__m256i t, __m256i poly) {
+  const __m256i top = _mm256_bsrli_epi128(t, 16 - kBytes);
+  return _mm256_xor_si256(_mm256_bslli_epi128(t, kBytes), _mm256_clmulepi64_epi128(top, poly, 0x00));
+}
+
+// The sixteen tweak registers of a sector's first 512 bytes: register i holds T * x^(2i) and T * x^(2i+1).
+// Registers 0-3 come from T by per-lane shifts; register 4j + i is register i times x^(8j).
+inline void sector_tweaks(__m128i tweak, __m256i* out) {
   const __m256i poly = _mm256_set_epi64x(0, 0x87, 0, 0x87);
-  // Tweak pairs for the first group: register i holds T * x^(2i) and T * x^(2i+1).
-  __m256i t[kGroupVectors];
-  {
-    __m128i single[2 * kGroupVectors];
-    single[0] = tweak;
-    for (int i = 1; i < 2 * kGroupVectors; ++i) single[i] = mul_x(single[i - 1]);
-    for (int i = 0; i < kGroupVectors; ++i) t[i] = _mm256_set_m128i(single[2 * i + 1], single[2 * i]);
+  const __m256i sixty_four = _mm256_set1_epi64x(64);
+  const __m256i base = _mm256_broadcastsi128_si256(tweak);
+  __m256i first[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m256i counts = _mm256_set_epi64x(2 * i + 1, 2 * i + 1, 2 * i, 2 * i);
+    first[i] = mul_x_lanes(base, counts, _mm256_sub_epi64(sixty_four, counts), poly);
   }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_store_si256(&out[i], first[i]);
+    _mm256_store_si256(&out[4 + i], mul_x_bytes<1>(first[i], poly));
+    _mm256_store_si256(&out[8 + i], mul_x_bytes<2>(first[i], poly));
+    _mm256_store_si256(&out[12 + i], mul_x_bytes<3>(first[i], poly));
+  }
+}
+
+constexpr int kSectorVectors = 2 * kGroupVectors;  // tweak registers computed ahead: one 512-byte sector
+
+// One sector whose first sixteen tweak registers were computed ahead into `tw`. Later 512-byte parts of a
+// 4096-byte sector use the same registers times x^32.
+template <bool kEncrypt>
+void crypt_sector(const WideKeys& k1, const __m256i* tw, const uint8_t* src, uint8_t* dst, size_t bytes) {
+  const __m256i poly = _mm256_set_epi64x(0, 0x87, 0, 0x87);
+  alignas(32) __m256i t[kSectorVectors];
+  for (int i = 0; i < kSectorVectors; ++i) t[i] = _mm256_load_si256(&tw[i]);
   for (size_t off = 0; off < bytes; off += kGroupBytes) {
+    const int half = static_cast<int>((off / kGroupBytes) % 2) * kGroupVectors;
     __m256i b[kGroupVectors];
     for (int i = 0; i < kGroupVectors; ++i) {
       const __m256i in = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + off + i * kVectorBytes));
-      b[i] = _mm256_xor_si256(in, _mm256_xor_si256(t[i], k1.k[0]));
+      b[i] = _mm256_xor_si256(in, _mm256_xor_si256(t[half + i], k1.k[0]));
     }
     for (int r = 1; r < kAes256Rounds; ++r) {
       const __m256i rk = k1.k[r];
@@ -89,33 +110,49 @@ void crypt_sector(const WideKeys& k1, __m128i tweak, const uint8_t* src, uint8_t
       }
     }
     for (int i = 0; i < kGroupVectors; ++i) {
-      const __m256i lk = _mm256_xor_si256(k1.k[kAes256Rounds], t[i]);
+      const __m256i lk = _mm256_xor_si256(k1.k[kAes256Rounds], t[half + i]);
       b[i] = kEncrypt ? _mm256_aesenclast_epi128(b[i], lk) : _mm256_aesdeclast_epi128(b[i], lk);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + off + i * kVectorBytes), b[i]);
-      t[i] = mul_x16(t[i], poly);
     }
+    if (half != 0 && off + kGroupBytes < bytes) {
+      for (int i = 0; i < kSectorVectors; ++i) t[i] = mul_x_bytes<4>(t[i], poly);
+    }
+  }
+}
+
+template <bool kEncrypt>
+void crypt_sectors(const KeySchedule& ks, const uint8_t* src, uint8_t* dst, size_t count, size_t sector_bytes,
+                   uint64_t first) {
+  const WideKeys k1 = broadcast_keys(kEncrypt ? ks.enc1 : ks.dec1);
+  // Software pipeline, as in the AVX-512 path: starting tweaks a batch ahead, tweak registers a sector ahead.
+  __m128i batch[kTweakBatch];
+  alignas(32) __m256i tw[2][kSectorVectors];
+  size_t slot = 0;
+  bool have_next = false;
+  for (size_t done = 0; done < count;) {
+    const size_t n = count - done < kTweakBatch ? count - done : kTweakBatch;
+    {
+      const WideKeys k2 = broadcast_keys(ks.enc2);
+      encrypt_sector_tweaks(k2, first + done, n, batch);
+    }
+    if (!have_next) sector_tweaks(batch[0], tw[slot]);
+    for (size_t i = 0; i < n; ++i) {
+      have_next = i + 1 < n;
+      if (have_next) sector_tweaks(batch[i + 1], tw[slot ^ 1]);
+      const size_t off = (done + i) * sector_bytes;
+      crypt_sector<kEncrypt>(k1, tw[slot], src + off, dst + off, sector_bytes);
+      slot ^= 1;
+    }
+    done += n;
   }
 }
 
 void vaes_sectors(const KeySchedule& ks, Direction dir, const uint8_t* src, uint8_t* dst, size_t count,
                   size_t sector_bytes, uint64_t first) {
-  const WideKeys k1 = broadcast_keys(dir == Direction::kEncrypt ? ks.enc1 : ks.dec1);
-  __m128i tweaks[kTweakBatch];
-  for (size_t done = 0; done < count;) {
-    const size_t n = count - done < kTweakBatch ? count - done : kTweakBatch;
-    {
-      const WideKeys k2 = broadcast_keys(ks.enc2);
-      encrypt_sector_tweaks(k2, first + done, n, tweaks);
-    }
-    for (size_t i = 0; i < n; ++i) {
-      const size_t off = (done + i) * sector_bytes;
-      if (dir == Direction::kEncrypt) {
-        crypt_sector<true>(k1, tweaks[i], src + off, dst + off, sector_bytes);
-      } else {
-        crypt_sector<false>(k1, tweaks[i], src + off, dst + off, sector_bytes);
-      }
-    }
-    done += n;
+  if (dir == Direction::kEncrypt) {
+    crypt_sectors<true>(ks, src, dst, count, sector_bytes, first);
+  } else {
+    crypt_sectors<false>(ks, src, dst, count, sector_bytes, first);
   }
 }
 
