@@ -38,8 +38,8 @@ function xtsTargets(r) {
   const batch512 = ours('encrypt', 512);
   const inCache = Math.min(batch64 ?? 0, batch512 ?? 0);
   const one = ours('encrypt', 1);
-  const sync = find(r, (x) => x.mode === 'sync-many');
-  const async = find(r, (x) => x.mode === 'async-many');
+  const sync = find(r, (x) => x.mode === 'sync-mib');
+  const async = find(r, (x) => x.mode === 'async-mib');
   const decWorst = Math.max(...[1, 8, 64, 512].map((b) => {
     const e = ours('encrypt', b);
     const d = ours('decrypt', b);
@@ -52,7 +52,7 @@ function xtsTargets(r) {
     ['the same in cycles per byte', fmt(r.clockGhz / inCache, 3), '<= 0.33', check(r.clockGhz / inCache <= 0.33)],
     ['one sector per call vs OpenSSL EVP per sector (C)', r.evp === undefined ? '—' : `${fmt(one / r.evp)}x`, '>= 1.0x', r.evp === undefined ? 'not measured' : check(one / r.evp >= 1.0)],
     ['decrypt vs encrypt, worst in-cache batch', `${fmt(decWorst * 100, 1)}% apart`, '<= 10%', check(decWorst <= 0.10)],
-    [`async on ${r.cores} cores vs one core, in cache`, `${fmt(async / sync)}x`, '>= 1.7x', check(async / sync >= 1.7)],
+    [`async on ${r.cores} cores vs one core, in cache (1 MiB calls)`, `${fmt(async / sync)}x`, '>= 1.7x', check(async / sync >= 1.7)],
   ];
   return ['| target | measured | goal | |', '|---|---:|---|---|', ...rows.map((c) => `| ${c.join(' | ')} |`)].join('\n');
 }

@@ -92,11 +92,20 @@ export async function runXtsSuite({ quick = false, log = () => {} } = {}) {
     }
   }
 
-  // Async on all cores. In cache: two chains of calls per core, each on its own 256 KiB buffer, so the pool
-  // always has work queued; against the same calls made one after another synchronously. Streaming: one
+  // Async on all cores, in cache: repeated calls on one 1 MiB buffer (it fits one core's L2), each async call
+  // split across the pool, against the same calls made synchronously on one core. Also chains of 256 KiB
+  // calls (one pool job each, several in flight), where the per-job hand-off cost shows. Streaming: one
   // 64 MiB call split across the pool.
   const cores = native.parallelism();
   const x = new XtsCipher(key, { impl: best });
+  const mib = randomBytes(1024 * 1024);
+  const mibRounds = 32;
+  add('async', 'encrypt 1 MiB calls, sync (1 core)', best, mib.length * mibRounds, () => {
+    for (let r = 0; r < mibRounds; r++) x.encrypt(mib, r * 2048, mib);
+  }, { dir: 'encrypt', mode: 'sync-mib' });
+  add('async', `encrypt 1 MiB calls, async (${cores} cores)`, best, mib.length * mibRounds, async () => {
+    for (let r = 0; r < mibRounds; r++) await x.encryptAsync(mib, r * 2048, mib);
+  }, { dir: 'encrypt', mode: 'async-mib' });
   const chains = 2 * cores;
   const own = Array.from({ length: chains }, () => randomBytes(IN_CACHE_BYTES));
   const rounds = 16;
@@ -125,10 +134,10 @@ export async function runXtsSuite({ quick = false, log = () => {} } = {}) {
       c.final();
     }
   }, { peer: true });
-  const mib = stream.subarray(0, 1024 * 1024);
-  add('peer', 'node:crypto one 1 MiB buffer (one data unit)', 'node:crypto', mib.length, () => {
+  const oneMiB = stream.subarray(0, 1024 * 1024);
+  add('peer', 'node:crypto one 1 MiB buffer (one data unit)', 'node:crypto', oneMiB.length, () => {
     const c = createCipheriv('aes-256-xts', key, iv);
-    c.update(mib);
+    c.update(oneMiB);
     c.final();
   }, { peer: true });
 
