@@ -38,6 +38,7 @@ export interface NativeBinding {
   cpuFeatures(): NativeCpuFeatures;
   implementations(): string[];
   parallelism(): number;
+  measureClockGhz(): number;
 }
 
 function packageRoot(): string {
