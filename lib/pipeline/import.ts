@@ -146,7 +146,8 @@ async function prepareTarget(blobs: PageBlobService, ref: BlobRef, identity: Imp
 interface InFlight {
   offset: number;
   end: number;
-  settled: boolean;
+  /** The write is durable. A failed write never is, so the checkpoint never passes it. */
+  stored: boolean;
   promise: Promise<void>;
 }
 
@@ -181,8 +182,9 @@ export async function importImage(blobs: PageBlobService, imagePath: string, ref
     let wake: (() => void) | null = null;
 
     const durable = (): number => inFlight[0]?.offset ?? cursor;
+    // Drop finished writes from the head: the first one still in flight (or failed) bounds the checkpoint.
     const retire = (): void => {
-      while (inFlight[0]?.settled === true) inFlight.shift();
+      while (inFlight[0]?.stored === true) inFlight.shift();
     };
     const saveCheckpoint = async (force: boolean): Promise<void> => {
       const offset = durable();
@@ -191,20 +193,21 @@ export async function importImage(blobs: PageBlobService, imagePath: string, ref
       saved = offset;
     };
     const waitForSlot = async (slots: number): Promise<void> => {
+      retire();
       while (inFlight.length > slots && failure === null) {
         await new Promise<void>((resolve) => { wake = resolve; });
         retire();
       }
     };
     const send = (offset: number, data: Uint8Array): void => {
-      const entry: InFlight = { offset, end: offset + data.length, settled: false, promise: Promise.resolve() };
+      const entry: InFlight = { offset, end: offset + data.length, stored: false, promise: Promise.resolve() };
       entry.promise = blobs.putPages(ref, offset, data, { mode: writeMode }).then(() => {
+        entry.stored = true;
         tracker.bytesDone += data.length;
         tracker.emit();
       }, (error: unknown) => {
         failure ??= { error };
       }).finally(() => {
-        entry.settled = true;
         const w = wake;
         wake = null;
         w?.();

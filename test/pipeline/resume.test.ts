@@ -95,6 +95,21 @@ describe('cancel and resume', () => {
     expect((await exportBlob(f.blobs, ref, out, { format: 'vhd-dynamic' })).footerFromBlob).toBe(true);
   });
 
+  it('a failed write stops the import with the checkpoint before it, and resume completes', async () => {
+    const original = f.blobs.putPages.bind(f.blobs);
+    let calls = 0;
+    vi.spyOn(f.blobs, 'putPages').mockImplementation(async (r, offset, data, options) => {
+      if (++calls === 3) throw new Error('lost connection');
+      return original(r, offset, data, options);
+    });
+    await expect(importImage(f.blobs, vhd, ref, { concurrency: 3, checkpointInterval: 0 })).rejects.toThrow('lost connection');
+    vi.restoreAllMocks();
+    expect(Number((await f.blobs.getBlob(ref)).metadata[CHECKPOINT_DONE_KEY])).toBe(8 * MiB);
+    const result = await importImage(f.blobs, vhd, ref, { resume: true });
+    expect(result.bytesResumed).toBe(8 * MiB);
+    expect((await readBlob(f.blobs, ref, 0, SIZE)).equals(await imageBytes())).toBe(true);
+  });
+
   it('a resumed import onto a blob never started begins afresh', async () => {
     const result = await importImage(f.blobs, vhd, ref, { resume: true });
     expect(result.bytesResumed).toBe(0);
