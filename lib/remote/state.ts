@@ -1,0 +1,177 @@
+/**
+ * The companion state of a page blob on Azure: what the local store keeps beside each page (its tag and the
+ * version of the write that produced it), plus the write-ahead records that make a data upload and its tag
+ * commit look atomic. Stored as JSON in the block blob `<blob>.vdcrypt-state`; pure functions here, the
+ * requests in azure-store.ts.
+ *
+ *   { "format": 1, "version": 12,
+ *     "runs":    [[start, end, tag, version], ...],         committed pages, half-open page runs (ranges.ts)
+ *     "pending": [{ "start", "end", "tag", "md5", "upload"? }, ...]   Put Page requests that may or may not
+ *                                                           have landed: each one request (<= 4 MiB), atomic
+ *     "clears":  [{ "start", "end" }, ...]                  clears already removed from runs, maybe not sent
+ *     "resize":  size?                                      a shrink already applied to runs, maybe not sent
+ *     "upload":  { "id", "done": [[start, end], ...] }?     checkpoint of an interrupted uploadExtents }
+ */
+import { createHash } from 'node:crypto';
+
+import { StoreError } from '../store/index.js';
+import { overlay, type PageStamp, type Run, sameStamp, truncateRuns } from '../store/ranges.js';
+
+export const STATE_FORMAT = 1;
+
+/** A Put Page request announced before it was sent. `md5` is the base64 MD5 of the bytes it carries. */
+export interface PendingWrite {
+  start: number;
+  end: number;
+  tag: number;
+  md5: string;
+  /** Part of the upload named in {@link BlobState.upload}: once it is known to have landed, it counts as done. */
+  upload?: boolean;
+}
+
+export interface PageSpan {
+  start: number;
+  end: number;
+}
+
+export interface UploadCheckpoint {
+  id: string;
+  /** Chunks (pages) known to be stored with their tag committed. */
+  done: PageSpan[];
+}
+
+export interface BlobState {
+  version: number;
+  runs: Run<PageStamp>[];
+  pending: PendingWrite[];
+  clears: PageSpan[];
+  resize?: number;
+  upload?: UploadCheckpoint;
+}
+
+export function emptyState(): BlobState {
+  return { version: 0, runs: [], pending: [], clears: [] };
+}
+
+export function cloneState(s: BlobState): BlobState {
+  return {
+    version: s.version,
+    runs: s.runs.map((r) => ({ start: r.start, end: r.end, value: { ...r.value } })),
+    pending: s.pending.map((p) => ({ ...p })),
+    clears: s.clears.map((c) => ({ ...c })),
+    ...(s.resize !== undefined ? { resize: s.resize } : {}),
+    ...(s.upload !== undefined ? { upload: { id: s.upload.id, done: s.upload.done.map((d) => ({ ...d })) } } : {}),
+  };
+}
+
+/** True when the state holds write-ahead records that recovery has to settle. */
+export function needsRecovery(s: BlobState): boolean {
+  return s.pending.length > 0 || s.clears.length > 0 || s.resize !== undefined;
+}
+
+export function serializeState(s: BlobState): Buffer {
+  return Buffer.from(JSON.stringify({
+    format: STATE_FORMAT,
+    version: s.version,
+    runs: s.runs.map((r) => [r.start, r.end, r.value.tag, r.value.version]),
+    pending: s.pending,
+    clears: s.clears.map((c) => [c.start, c.end]),
+    ...(s.resize !== undefined ? { resize: s.resize } : {}),
+    ...(s.upload !== undefined ? { upload: { id: s.upload.id, done: s.upload.done.map((d) => [d.start, d.end]) } } : {}),
+  }));
+}
+
+const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+function corrupt(where: string, why: string): StoreError {
+  return new StoreError('StoreCorrupt', `state blob ${where} is unreadable: ${why}`);
+}
+
+function spans(raw: unknown, where: string): PageSpan[] {
+  if (!Array.isArray(raw)) throw corrupt(where, 'a span list is not an array');
+  return raw.map((x: unknown) => {
+    if (!Array.isArray(x) || !isInt(x[0]) || !isInt(x[1]) || x[1] <= x[0]) throw corrupt(where, 'bad span');
+    return { start: x[0], end: x[1] };
+  });
+}
+
+export function parseState(bytes: Uint8Array, where: string): BlobState {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new StoreError('StoreCorrupt', `state blob ${where} is not JSON`, { cause: err });
+  }
+  if (raw.format !== STATE_FORMAT) throw corrupt(where, `format ${String(raw.format)}, expected ${STATE_FORMAT}`);
+  if (!isInt(raw.version) || !Array.isArray(raw.runs) || !Array.isArray(raw.pending)) throw corrupt(where, 'missing fields');
+  let last = 0;
+  const runs = raw.runs.map((x: unknown): Run<PageStamp> => {
+    if (!Array.isArray(x) || !isInt(x[0]) || !isInt(x[1]) || !isInt(x[2]) || !isInt(x[3]) || x[1] <= x[0] || x[0] < last) {
+      throw corrupt(where, 'bad run');
+    }
+    last = x[1];
+    return { start: x[0], end: x[1], value: { tag: x[2], version: x[3] } };
+  });
+  const pending = raw.pending.map((x: unknown): PendingWrite => {
+    const p = x as Partial<PendingWrite>;
+    if (!isInt(p.start) || !isInt(p.end) || !isInt(p.tag) || typeof p.md5 !== 'string' || p.end <= p.start) {
+      throw corrupt(where, 'bad pending write');
+    }
+    return { start: p.start, end: p.end, tag: p.tag, md5: p.md5, ...(p.upload === true ? { upload: true } : {}) };
+  });
+  const state: BlobState = { version: raw.version, runs, pending, clears: spans(raw.clears ?? [], where) };
+  if (raw.resize !== undefined) {
+    if (!isInt(raw.resize)) throw corrupt(where, 'bad resize');
+    state.resize = raw.resize;
+  }
+  if (raw.upload !== undefined) {
+    const u = raw.upload as { id?: unknown; done?: unknown };
+    if (typeof u.id !== 'string') throw corrupt(where, 'bad upload checkpoint');
+    state.upload = { id: u.id, done: spans(u.done, where) };
+  }
+  return state;
+}
+
+export function md5Base64(data: Uint8Array): string {
+  return createHash('md5').update(data).digest('base64');
+}
+
+/** Commit pages `[start, end)` with `tag` at `version` (the write is known to have landed). */
+export function commitWrite(s: BlobState, start: number, end: number, tag: number, version: number): void {
+  s.runs = overlay(s.runs, start, end, { tag, version }, sameStamp);
+}
+
+export function pendingKey(p: PendingWrite): string {
+  return `${p.start}:${p.end}:${p.tag}:${p.md5}`;
+}
+
+/** Remove the pending entries equal to `entries` (by value: a reloaded state holds fresh objects). */
+export function dropPending(s: BlobState, entries: readonly PendingWrite[]): void {
+  const keys = new Set(entries.map(pendingKey));
+  s.pending = s.pending.filter((p) => !keys.has(pendingKey(p)));
+}
+
+/** Add pages to the upload checkpoint, merging adjacent spans. */
+export function markDone(s: BlobState, start: number, end: number): void {
+  if (s.upload === undefined) return;
+  const all = [...s.upload.done, { start, end }].sort((a, b) => a.start - b.start);
+  const out: PageSpan[] = [];
+  for (const d of all) {
+    const last = out[out.length - 1];
+    if (last !== undefined && d.start <= last.end) last.end = Math.max(last.end, d.end);
+    else out.push({ ...d });
+  }
+  s.upload.done = out;
+}
+
+export function isDone(s: BlobState, start: number, end: number): boolean {
+  return s.upload?.done.some((d) => d.start <= start && d.end >= end) ?? false;
+}
+
+export function applyClear(s: BlobState, start: number, end: number): void {
+  s.runs = overlay(s.runs, start, end, null, sameStamp);
+}
+
+export function applyShrink(s: BlobState, pages: number): void {
+  s.runs = truncateRuns(s.runs, pages);
+}

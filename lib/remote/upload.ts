@@ -1,0 +1,253 @@
+/**
+ * Bulk upload of extents to an Azure page blob: what `az storage blob upload --type page` does, with vdcrypt's
+ * tags and crash safety (azure-store.ts header).
+ *
+ *   source extents ──▶ split into ≤ 4 MiB chunks, all-zero pages dropped (they stay unallocated)
+ *        │                 (chunks the checkpoint lists as done are skipped when resuming)
+ *        ▼
+ *   batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, md5}   (state blob)
+ *        ▼
+ *   Put Page × chunk, Content-MD5, `concurrency` in flight, SDK retries with backoff on 5xx/timeouts
+ *        ▼
+ *   batch settled ──▶ 1 commit: pending -= chunks that landed; runs[chunk] = (tag, v); checkpoint.done += chunk
+ *
+ * The intent of batch k+1 is written while batch k's last chunks are still in flight, so the pipe stays full.
+ * All chunks of one upload carry one write version. When the upload stops (Azure unreachable, a refusal), the
+ * state keeps the checkpoint and the intents of the chunks in doubt; the next access settles those by MD5 (a
+ * chunk that landed is committed and counted done), and `resume: true` with the same source sends only what
+ * is not done.
+ */
+import { randomUUID } from 'node:crypto';
+
+import type { PageBlobClient } from '@azure/storage-blob';
+
+import { describeValue } from '../errors.js';
+import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
+import * as v from '../store/validate.js';
+import type { LoadedState } from './azure-store.js';
+import {
+  type BlobState, commitWrite, dropPending, isDone, markDone, md5Base64, type PendingWrite,
+} from './state.js';
+
+/** A run of pages to store with one tag. `data` must not change until the upload settles. */
+export interface UploadExtent {
+  /** Byte offset in the blob, a multiple of 512. */
+  offset: number;
+  /** A multiple of 512 bytes (any length: split into 4 MiB requests). */
+  data: Uint8Array;
+  /** Store tag of these pages (0 plaintext, g >= 1 AEK generation g in the blob layer). */
+  tag: number;
+}
+
+export type ExtentSource = AsyncIterable<UploadExtent> | Iterable<UploadExtent>;
+
+export interface UploadProgress {
+  /** Bytes sent in Put Page requests by this call. */
+  bytesSent: number;
+  /** All-zero bytes not sent (they stay unallocated). */
+  bytesSkipped: number;
+  /** Bytes an earlier, interrupted upload had finished (skipped on resume). */
+  bytesResumed: number;
+  /** Put Page requests that succeeded. */
+  requests: number;
+}
+
+export interface UploadResult extends UploadProgress {
+  /** The checkpoint id (the same across resumes of one upload). */
+  uploadId: string;
+}
+
+export interface UploadOptions {
+  /** Put Page requests in flight (default 8, 1..64). */
+  concurrency?: number;
+  /** Called after every finished request with running totals. */
+  onProgress?: (progress: UploadProgress) => void;
+  /** Continue the interrupted upload recorded in the blob's checkpoint, skipping its finished chunks. */
+  resume?: boolean;
+  /** Bytes per intent/commit of the state blob (default 32 MiB, at least 4 MiB). */
+  batchBytes?: number;
+}
+
+export const DEFAULT_UPLOAD_CONCURRENCY = 8;
+export const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
+const WORDS_PER_PAGE = PAGE_SIZE / 4;
+
+/** What the store hands the upload: the page blob, its settled state, and the state writer (ETag-checked). */
+export interface UploadContext {
+  client: PageBlobClient;
+  loaded: LoadedState;
+  save(mutate: (s: BlobState) => void): Promise<void>;
+}
+
+interface Chunk {
+  start: number;
+  end: number;
+  data: Uint8Array;
+  tag: number;
+}
+
+export async function runUpload(ctx: UploadContext, source: ExtentSource, options: UploadOptions): Promise<UploadResult> {
+  const concurrency = v.checkInteger('concurrency', options.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY, 64);
+  if (concurrency < 1) throw new RangeError('concurrency must be at least 1');
+  const batchBytes = Math.max(MAX_WRITE_BYTES, v.checkInteger('batchBytes', options.batchBytes ?? DEFAULT_BATCH_BYTES));
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new TypeError(`onProgress must be a function, got ${describeValue(options.onProgress)}`);
+  }
+  const checkpoint = options.resume === true ? ctx.loaded.state.upload : undefined;
+  const uploadId = checkpoint?.id ?? randomUUID();
+  const stats: UploadProgress = { bytesSent: 0, bytesSkipped: 0, bytesResumed: 0, requests: 0 };
+  let version = 0;
+  await ctx.save((s) => {
+    if (checkpoint === undefined) s.upload = { id: uploadId, done: [] };
+    s.version++;
+    version = s.version;
+  });
+  const doneAtStart = ctx.loaded.state;
+
+  // State writes (intents, commits) go one at a time, in order.
+  let chain: Promise<void> = Promise.resolve();
+  const stateWrite = (mutate: (s: BlobState) => void): Promise<void> => {
+    const p = chain.then(() => ctx.save(mutate));
+    chain = p.catch(() => undefined);
+    return p;
+  };
+  const slots = new Slots(concurrency);
+  const settled: Promise<void>[] = [];
+  let failure: { err: unknown } | undefined;
+
+  const flush = async (batch: Chunk[]): Promise<void> => {
+    if (batch.length === 0 || failure !== undefined) return;
+    const entries: PendingWrite[] = batch.map((c) => ({ start: c.start, end: c.end, tag: c.tag, md5: md5Base64(c.data), upload: true }));
+    await stateWrite((s) => { s.pending.push(...entries.map((e) => ({ ...e }))); });
+    const landed: number[] = [];
+    const uploads: Promise<void>[] = [];
+    for (let i = 0; i < batch.length && failure === undefined; i++) {
+      await slots.acquire();
+      if (failure !== undefined) {
+        slots.release();
+        break;
+      }
+      const c = batch[i] as Chunk;
+      const e = entries[i] as PendingWrite;
+      uploads.push(ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, {
+        transactionalContentMD5: Buffer.from(e.md5, 'base64'),
+      }).then(() => {
+        landed.push(i);
+        stats.bytesSent += c.data.length;
+        stats.requests++;
+        options.onProgress?.({ ...stats });
+      }, (err: unknown) => {
+        failure ??= { err };
+      }).finally(() => slots.release()));
+    }
+    settled.push(Promise.all(uploads).then(async () => {
+      if (landed.length === 0) return;
+      const done = landed.map((i) => entries[i] as PendingWrite);
+      try {
+        await stateWrite((s) => {
+          dropPending(s, done);
+          for (const e of done) {
+            commitWrite(s, e.start, e.end, e.tag, version);
+            markDone(s, e.start, e.end);
+          }
+        });
+      } catch (err) {
+        failure ??= { err };
+      }
+    }));
+  };
+
+  try {
+    let batch: Chunk[] = [];
+    let batched = 0;
+    let lastEnd = 0;
+    for await (const extent of source) {
+      if (failure !== undefined) break;
+      checkExtent(extent, lastEnd);
+      lastEnd = extent.offset + extent.data.length;
+      for (const chunk of chunksOf(extent, stats)) {
+        if (isDone(doneAtStart, chunk.start, chunk.end)) {
+          stats.bytesResumed += chunk.data.length;
+          continue;
+        }
+        batch.push(chunk);
+        batched += chunk.data.length;
+        if (batched >= batchBytes) {
+          const full = batch;
+          batch = [];
+          batched = 0;
+          await flush(full);
+        }
+      }
+    }
+    await flush(batch);
+  } catch (err) {
+    failure ??= { err };
+  }
+  await Promise.all(settled);
+  await chain;
+  if (failure !== undefined) throw failure.err;
+  await ctx.save((s) => { delete s.upload; });
+  return { ...stats, uploadId };
+}
+
+function checkExtent(extent: UploadExtent, lastEnd: number): void {
+  if (typeof extent !== 'object' || extent === null) throw new TypeError(`an extent must be an object, got ${describeValue(extent)}`);
+  const offset = v.checkAligned('extent offset', extent.offset, Number.MAX_SAFE_INTEGER);
+  if (!(extent.data instanceof Uint8Array)) throw new TypeError(`extent data must be a Uint8Array, got ${describeValue(extent.data)}`);
+  if (extent.data.length % PAGE_SIZE !== 0) throw new RangeError(`extent data must be a multiple of ${PAGE_SIZE} bytes, got ${extent.data.length}`);
+  v.checkTag(extent.tag);
+  if (offset < lastEnd) throw new RangeError(`extents must ascend without overlap: offset ${offset} < previous end ${lastEnd}`);
+}
+
+/** The non-zero page runs of an extent, cut into ≤ 4 MiB chunks; zero pages are counted in `stats`. */
+function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Chunk> {
+  const { data, tag } = extent;
+  const first = extent.offset / PAGE_SIZE;
+  const pages = data.length / PAGE_SIZE;
+  const words = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.length / 4) : undefined;
+  const zero = (p: number): boolean => {
+    if (words !== undefined) {
+      for (let w = p * WORDS_PER_PAGE, end = w + WORDS_PER_PAGE; w < end; w++) if (words[w] !== 0) return false;
+      return true;
+    }
+    for (let b = p * PAGE_SIZE, end = b + PAGE_SIZE; b < end; b++) if (data[b] !== 0) return false;
+    return true;
+  };
+  const maxPages = MAX_WRITE_BYTES / PAGE_SIZE;
+  let p = 0;
+  while (p < pages) {
+    if (zero(p)) {
+      stats.bytesSkipped += PAGE_SIZE;
+      p++;
+      continue;
+    }
+    const start = p;
+    while (p < pages && p - start < maxPages && !zero(p)) p++;
+    yield { start: first + start, end: first + p, data: data.subarray(start * PAGE_SIZE, p * PAGE_SIZE), tag };
+  }
+}
+
+/** A counting semaphore. */
+class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(n: number) {
+    this.#free = n;
+  }
+
+  acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next();
+    else this.#free++;
+  }
+}
