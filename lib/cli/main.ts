@@ -27,7 +27,6 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'print nothing but errors (and JSON results)')
     .option('--progress', 'show progress on long operations even when stderr is not a terminal')
     .version('0.1.0', '-V, --version')
-    .showHelpAfterError('(add --help for usage)')
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
   registerAccountCommands(program);

@@ -64,7 +64,9 @@ function barDisplay(label: string): Display {
       }
     },
     stop() {
-      if (started) bar.stop();
+      if (!started) return;
+      bar.stop();
+      process.stderr.write('\n');
     },
   };
 }
