@@ -4,7 +4,7 @@ export {
 } from './azure-store.js';
 export { RemoteError } from './errors.js';
 export { RESERVED_META_PREFIX, STATE_SUFFIX } from './names.js';
-export { sealExtents } from './seal.js';
+export { type PlainExtentSource, type SealOptions, sealExtents } from './seal.js';
 export {
   DEFAULT_BATCH_BYTES, DEFAULT_UPLOAD_CONCURRENCY, type ExtentSource, type UploadExtent, type UploadOptions,
   type UploadProgress, type UploadResult,

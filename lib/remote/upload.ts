@@ -28,6 +28,7 @@ import type { LoadedState } from './azure-store.js';
 import {
   type BlobState, commitWrite, dropPending, isDone, markDone, md5Base64, type PendingWrite,
 } from './state.js';
+import { nonZeroRuns } from './zero.js';
 
 /** A run of pages to store with one tag. `data` must not change until the upload settles. */
 export interface UploadExtent {
@@ -70,7 +71,6 @@ export interface UploadOptions {
 
 export const DEFAULT_UPLOAD_CONCURRENCY = 8;
 export const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
-const WORDS_PER_PAGE = PAGE_SIZE / 4;
 
 /** What the store hands the upload: the page blob, its settled state, and the state writer (ETag-checked). */
 export interface UploadContext {
@@ -202,29 +202,9 @@ function checkExtent(extent: UploadExtent, lastEnd: number): void {
 
 /** The non-zero page runs of an extent, cut into ≤ 4 MiB chunks; zero pages are counted in `stats`. */
 function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Chunk> {
-  const { data, tag } = extent;
   const first = extent.offset / PAGE_SIZE;
-  const pages = data.length / PAGE_SIZE;
-  const words = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.length / 4) : undefined;
-  const zero = (p: number): boolean => {
-    if (words !== undefined) {
-      for (let w = p * WORDS_PER_PAGE, end = w + WORDS_PER_PAGE; w < end; w++) if (words[w] !== 0) return false;
-      return true;
-    }
-    for (let b = p * PAGE_SIZE, end = b + PAGE_SIZE; b < end; b++) if (data[b] !== 0) return false;
-    return true;
-  };
-  const maxPages = MAX_WRITE_BYTES / PAGE_SIZE;
-  let p = 0;
-  while (p < pages) {
-    if (zero(p)) {
-      stats.bytesSkipped += PAGE_SIZE;
-      p++;
-      continue;
-    }
-    const start = p;
-    while (p < pages && p - start < maxPages && !zero(p)) p++;
-    yield { start: first + start, end: first + p, data: data.subarray(start * PAGE_SIZE, p * PAGE_SIZE), tag };
+  for (const r of nonZeroRuns(extent.data, MAX_WRITE_BYTES / PAGE_SIZE, (n) => { stats.bytesSkipped += n * PAGE_SIZE; })) {
+    yield { start: first + r.start, end: first + r.end, data: extent.data.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: extent.tag };
   }
 }
 

@@ -1,0 +1,171 @@
+/**
+ * AzurePageStore seen from outside: a plain `@azure/storage-blob` client that knows nothing of vdcrypt reads
+ * the page blob written through PageBlobService (ciphertext where encrypted, the plaintext where base image),
+ * a fixed VHD imported in base-image mode is byte-identical on Azure, uploads skip zeros, and the state blob
+ * settles an interrupted write by MD5.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+import { AccountService } from '../../lib/account/index.js';
+import { PageBlobService } from '../../lib/blob/index.js';
+import { type AzurePageStore, sealExtents, STATE_SUFFIX } from '../../lib/remote/index.js';
+import { type BlobRef, PAGE_SIZE, StoreError } from '../../lib/store/index.js';
+import { createImageWriter, openImage } from '../../lib/vhd/index.js';
+import { pattern } from '../blob/helpers.js';
+import { type AzuriteServer, startAzurite } from './azurite.js';
+import { azureStore, plainClient, wipe } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const ref: BlobRef = { account: 'acct', container: 'disks', blob: 'os.vhd' };
+
+let server: AzuriteServer;
+let home: string;
+let accounts: AccountService;
+let store: AzurePageStore;
+let blobs: PageBlobService;
+
+beforeAll(async () => { server = await startAzurite(); });
+afterAll(async () => { await server.stop(); });
+beforeEach(async () => {
+  await wipe(server);
+  home = await mkdtemp(join(tmpdir(), 'vdcrypt-remote-'));
+  accounts = await AccountService.open(home, { env: {} });
+  await accounts.createAccount('acct', { region: 'westus' });
+  store = azureStore(server);
+  blobs = new PageBlobService(store, accounts);
+  await blobs.createContainer('acct', 'disks');
+});
+afterEach(async () => {
+  await store.close();
+  await accounts.close();
+  await rm(home, { recursive: true, force: true });
+});
+
+function plainBlob(name = ref.blob) {
+  return plainClient(server, 'acct').getContainerClient('disks').getPageBlobClient(name);
+}
+
+describe('a plain Azure client sees exactly the stored bytes', () => {
+  it('encrypted pages are not the plaintext, base-image pages are; vdcrypt reads everything back', async () => {
+    await blobs.createBlob(ref, 8 * MiB);
+    const secret = pattern(2048, 0, 1); // 1 MiB
+    const image = pattern(2048, 4096, 2);
+    expect(await blobs.putPages(ref, 0, secret)).toBe(true);
+    expect(await blobs.putPages(ref, 2 * MiB, image, { mode: 'base-image' })).toBe(false);
+
+    const raw = await plainBlob().downloadToBuffer(0, 8 * MiB);
+    const encrypted = raw.subarray(0, MiB);
+    expect(encrypted.equals(secret)).toBe(false);
+    for (let p = 0; p < 2048; p++) { // no encrypted page equals its plaintext
+      expect(encrypted.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE).equals(secret.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE))).toBe(false);
+    }
+    expect(raw.subarray(2 * MiB, 3 * MiB).equals(image)).toBe(true);
+    expect(raw.subarray(MiB, 2 * MiB).every((b) => b === 0) && raw.subarray(3 * MiB).every((b) => b === 0)).toBe(true);
+    const ranges = (await plainBlob().getPageRanges()).pageRange ?? [];
+    expect(ranges.reduce((n, r) => n + (r as { count: number }).count + 1, 0)).toBe(2 * MiB); // SDK: count = end - start // holes stay unallocated
+
+    const back = await blobs.readRange(ref, 0, 8 * MiB);
+    expect(Buffer.from(back.subarray(0, MiB)).equals(secret)).toBe(true);
+    expect(Buffer.from(back.subarray(2 * MiB, 3 * MiB)).equals(image)).toBe(true);
+    const status = await blobs.getEncryptionStatus(ref);
+    expect(status).toMatchObject({ encryptedBytes: MiB, plaintextBytes: MiB, serverEncrypted: false });
+  });
+
+  it('bulk upload through sealExtents: ciphertext on Azure, zero pages skipped, vdcrypt reads it back', async () => {
+    await blobs.createBlob(ref, 16 * MiB);
+    const data = randomBytes(6 * MiB);
+    data.fill(0, MiB, 3 * MiB); // 2 MiB of zeros inside an extent
+    const extents = [{ offset: 0, data: data.subarray(0, 5 * MiB) }, { offset: 10 * MiB, data: data.subarray(5 * MiB) }];
+    const progress: number[] = [];
+    const sealed = { bytesSkipped: 0 };
+    const result = await store.uploadExtents(ref, sealExtents(blobs, 'acct', extents, { stats: sealed }), {
+      concurrency: 4, batchBytes: 4 * MiB, onProgress: (p) => progress.push(p.bytesSent),
+    });
+    expect(result).toMatchObject({ bytesSent: 4 * MiB, bytesSkipped: 0, bytesResumed: 0 });
+    expect(sealed.bytesSkipped).toBe(2 * MiB);
+    expect(progress[progress.length - 1]).toBe(4 * MiB);
+    const raw = await plainBlob().downloadToBuffer(0, 16 * MiB);
+    expect(raw.subarray(0, MiB).equals(data.subarray(0, MiB))).toBe(false);
+    const back = Buffer.from(await blobs.readRange(ref, 0, 16 * MiB));
+    expect(back.subarray(0, 5 * MiB).equals(data.subarray(0, 5 * MiB))).toBe(true);
+    expect(back.subarray(10 * MiB, 11 * MiB).equals(data.subarray(5 * MiB))).toBe(true);
+    expect(await store.listRanges(ref)).toEqual([
+      { start: 0, end: MiB - 1, tag: 1 }, { start: 3 * MiB, end: 5 * MiB - 1, tag: 1 }, { start: 10 * MiB, end: 11 * MiB - 1, tag: 1 },
+    ]);
+    const listed = (await plainClient(server, 'acct').getContainerClient('disks').listBlobsFlat().byPage().next()).value;
+    expect(listed.segment.blobItems.map((b: { name: string }) => b.name)).toEqual(['os.vhd', `os.vhd${STATE_SUFFIX}`]);
+  });
+});
+
+describe('VHD import in base-image mode', () => {
+  it('a fixed VHD uploads to blob bytes identical to the file, sparsely', async () => {
+    const path = join(home, 'disk.vhd');
+    const virtualSize = 8 * MiB;
+    const writer = await createImageWriter(path, { format: 'fixed', virtualSize });
+    await writer.write(0, pattern(128, 0, 3));
+    await writer.write(3 * MiB, pattern(2048, 6144, 4));
+    await writer.write(7 * MiB + 512 * 10, pattern(4, 14346, 5));
+    await writer.finish();
+    const file = await readFile(path);
+    expect(file.length).toBe(virtualSize + PAGE_SIZE);
+
+    await blobs.createBlob(ref, file.length);
+    const image = await openImage(path);
+    async function* withFooter() {
+      for await (const e of image.extents()) yield { offset: e.offset, data: e.data };
+      yield { offset: virtualSize, data: file.subarray(virtualSize) }; // the footer in the last page, as Azure wants
+    }
+    const result = await store.uploadExtents(ref, sealExtents(blobs, 'acct', withFooter(), { mode: 'base-image' }));
+    await image.close?.();
+    expect(result.bytesSent).toBe(128 * PAGE_SIZE + MiB + 4 * PAGE_SIZE + PAGE_SIZE);
+    const raw = await plainBlob().downloadToBuffer(0, file.length);
+    expect(raw.equals(file)).toBe(true);
+    expect(Buffer.from(await blobs.readRange(ref, 0, file.length)).equals(file)).toBe(true);
+    expect((await blobs.getEncryptionStatus(ref)).encryptedBytes).toBe(0);
+  });
+});
+
+describe('crash consistency of single writes', () => {
+  it('an intent whose Put Page landed is committed on next access; one that did not is dropped', async () => {
+    await store.createBlob(ref, MiB);
+    await store.writePages(ref, 0, pattern(8, 0, 1), 1);
+    // Simulate a writer that died: intents for two writes, only the first of which reached Azure.
+    const state = plainClient(server, 'acct').getContainerClient('disks').getBlockBlobClient(`os.vhd${STATE_SUFFIX}`);
+    const json = JSON.parse((await state.downloadToBuffer()).toString()) as { pending: unknown[] };
+    const { createHash } = await import('node:crypto');
+    const landed = pattern(8, 16, 2);
+    const lost = pattern(8, 32, 3);
+    json.pending = [
+      { start: 16, end: 24, tag: 5, md5: createHash('md5').update(landed).digest('base64') },
+      { start: 0, end: 8, tag: 6, md5: createHash('md5').update(lost).digest('base64') },
+    ];
+    const body = Buffer.from(JSON.stringify(json));
+    await state.upload(body, body.length);
+    await plainBlob().uploadPages(landed, 16 * PAGE_SIZE, landed.length);
+
+    const fresh = azureStore(server); // another process
+    try {
+      expect(await fresh.listRanges(ref)).toEqual([{ start: 0, end: 4095, tag: 1 }, { start: 8192, end: 12287, tag: 5 }]);
+      const back = await fresh.readPages(ref, 0, 24 * PAGE_SIZE);
+      expect(Buffer.from(back.data.subarray(0, 4096)).equals(pattern(8, 0, 1))).toBe(true);
+      expect(Buffer.from(back.data.subarray(8192)).equals(landed)).toBe(true);
+      expect(JSON.parse((await state.downloadToBuffer()).toString()).pending).toEqual([]);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('maps Azure errors onto StoreError codes', async () => {
+    const e = await store.getBlob({ ...ref, blob: 'missing' }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(StoreError);
+    expect((e as StoreError).code).toBe('BlobNotFound');
+    await expect(store.createContainer('acct', 'Bad_Name')).rejects.toThrow(RangeError);
+    await expect(store.createBlob({ ...ref, blob: `x${STATE_SUFFIX}` }, MiB)).rejects.toThrow(RangeError);
+    await expect(store.listContainers('elsewhere')).rejects.toMatchObject({ code: 'AccountNotConfigured' });
+  });
+});
