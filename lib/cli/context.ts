@@ -56,7 +56,7 @@ export class CliContext {
   /** Print a command's result: `value` as JSON with --json, else the text lines (unless --quiet). */
   emit(value: unknown, text: () => string | string[]): void {
     if (this.json) {
-      this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+      this.stdout.write(`${JSON.stringify(value, jsonSafe, 2)}\n`);
       return;
     }
     if (this.quiet) return;
@@ -116,6 +116,11 @@ export class CliContext {
       accounts?.then((a) => a.close()),
     ]);
   }
+}
+
+/** JSON replacer: 64-bit fields (bigint) as decimal strings. */
+function jsonSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
 }
 
 /** `https://<vault>.vault.local[/...]` → `<vault>`. */
