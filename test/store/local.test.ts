@@ -2,16 +2,26 @@
  * LocalPageStore beyond the conformance suite: space reclaim (Azurite #2767), bytes at rest, injected I/O
  * failures (EIO, ENOSPC) through the FileIo seam, recovery of each crash window, the single-process lock.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import {
   type FileHandleIo, type FileIo, LocalPageStore, nodeFileIo, PAGE_SIZE, StoreError,
 } from '../../lib/store/index.js';
 import { expectStoreError, pages } from './conformance.js';
-import { localFixture, tempDir } from './helpers.js';
+import { localFixture, tempDir as newTempDir } from './helpers.js';
+
+const made: string[] = [];
+function tempDir(): string {
+  const dir = newTempDir();
+  made.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 const ref = { account: 'a', container: 'c', blob: 'disk' };
 const MiB = 1024 * 1024;
