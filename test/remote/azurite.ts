@@ -25,6 +25,8 @@ export interface AzuriteServer {
   connectionString(account: string): string;
   /** SIGKILL the server (a crash), leaving its location as it was. */
   kill(): Promise<void>;
+  /** SIGTERM: Azurite saves its metadata and exits (a clean stop). */
+  terminate(): Promise<void>;
   /** Start it again on the same port and location. */
   restart(): Promise<void>;
   /** Stop it and remove its location. */
@@ -85,13 +87,14 @@ export async function startAzurite(accounts: string[] = ['acct', 'nobody']): Pro
     }
   };
 
-  const kill = async (): Promise<void> => {
+  const signal = async (sig: NodeJS.Signals): Promise<void> => {
     const proc = child;
     if (proc?.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once('exit', r));
-    process.kill(proc.pid, 'SIGKILL');
+    process.kill(proc.pid, sig);
     await exited;
   };
+  const kill = (): Promise<void> => signal('SIGKILL');
 
   await launch();
   const connectionString = (account: string): string =>
@@ -101,6 +104,7 @@ export async function startAzurite(accounts: string[] = ['acct', 'nobody']): Pro
     configs: () => Object.fromEntries(accounts.map((a) => [a, { connectionString: connectionString(a) }])),
     connectionString,
     kill,
+    terminate: () => signal('SIGTERM'),
     restart: launch,
     async stop() {
       await kill();
