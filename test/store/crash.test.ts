@@ -3,27 +3,22 @@
  * then a fault-injection run under fiu-run (fdatasync/fsync/pwrite failing at random inside the child's libc).
  * The long run is `VDCRYPT_CRASH_CYCLES=500 node scripts/crash-store.mjs`.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { runCrashSuite } from '../../scripts/crash-store.mjs';
+import { ensureDist } from '../support/dist.js';
 
 const CYCLES = Number(process.env.VDCRYPT_CRASH_TEST_CYCLES ?? 50);
 const HAVE_FIU = spawnSync('fiu-run', ['-h'], { stdio: 'ignore' }).error === undefined;
 
 describe('LocalPageStore crash suite', () => {
   beforeAll(() => {
-    // The child is a plain node process: it needs the compiled store. tsc still emits when files elsewhere in
-    // lib/ have type errors, so only the output is checked.
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'ignore' });
-    } catch {
-      // checked below
-    }
+    ensureDist(); // the child is a plain node process: it needs the compiled store
     expect(existsSync('dist/lib/store/index.js')).toBe(true);
-  }, 120_000);
+  }, 180_000);
 
   it(`${CYCLES} kill -9 cycles: acknowledged writes survive, in-flight ones are all-or-nothing, no torn pages`, async () => {
     const r = await runCrashSuite({ cycles: CYCLES, maxKillMs: 250 });
@@ -36,6 +31,9 @@ describe('LocalPageStore crash suite', () => {
     const r = await runCrashSuite({ cycles: 15, fiu: true, maxKillMs: 250 });
     expect(r.violations).toEqual([]);
     expect(r.failures).toBeGreaterThan(0); // the preload really reached Node's fdatasync/pwrite
-    expect(r.refusedAfterFailure).toBe(r.failures);
+    // Every failure is followed by refusals (a wrong answer is a violation above), unless the child was killed
+    // before its next call: so at least one refusal, never more than failures.
+    expect(r.refusedAfterFailure).toBeGreaterThan(0);
+    expect(r.refusedAfterFailure).toBeLessThanOrEqual(r.failures);
   }, 120_000);
 });
