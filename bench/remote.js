@@ -1,0 +1,207 @@
+// Azure backend suite (issue 7), against a local Azurite started here (127.0.0.1, a free port, a temporary
+// location removed afterwards). Used by bench/run.js; prints nothing itself.
+//
+// 1. Upload of random data encrypted through vdcrypt (sealExtents → AzurePageStore.uploadExtents: XTS, MD5 per
+//    request, write-ahead state blob) vs a plain SDK page upload of the same bytes (uploadPages in 4 MiB
+//    chunks, same concurrency, with and without Content-MD5). Runs alternate; medians reported.
+// 2. A 2 TiB sparse disk holding 64 MiB of data (plus 64 MiB of explicit zeros): bytes sent and skipped.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+import { BlobServiceClient } from '@azure/storage-blob';
+
+import { AccountService } from '../dist/lib/account/index.js';
+import { PageBlobService } from '../dist/lib/blob/index.js';
+import { AzurePageStore, sealExtents } from '../dist/lib/remote/index.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const TiB = 1024 * GiB;
+const CHUNK = 4 * MiB;
+const CONCURRENCY = 8;
+const HOST = '127.0.0.1';
+const ACCOUNT = 'acct';
+const KEY = Buffer.alloc(64, 7).toString('base64');
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function answers(port) {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+    s.connect(port, HOST);
+  });
+}
+
+async function startAzurite() {
+  const location = mkdtempSync(join(tmpdir(), 'vdcrypt-bench-azurite-'));
+  const port = await freePort();
+  const main = join(dirname(createRequire(import.meta.url).resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
+  const child = spawn(process.execPath, [main, '--blobHost', HOST, '--blobPort', String(port), '--location', location,
+    '--silent', '--skipApiVersionCheck', '--loose', '--disableProductStyleUrl'], {
+    env: { ...process.env, AZURITE_ACCOUNTS: `${ACCOUNT}:${KEY}` }, stdio: 'ignore',
+  });
+  const kill = () => { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } };
+  process.once('exit', kill);
+  const deadline = Date.now() + 30_000;
+  while (!(await answers(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('azurite did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};BlobEndpoint=http://${HOST}:${port}/${ACCOUNT};`,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      kill();
+      await exited;
+      process.removeListener('exit', kill);
+      rmSync(location, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The plain SDK upload: 4 MiB Put Pages, `CONCURRENCY` in flight. */
+async function plainUpload(client, data, md5) {
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const at = next;
+      next += CHUNK;
+      if (at >= data.length) return;
+      const body = data.subarray(at, at + CHUNK);
+      await client.uploadPages(body, at, body.length,
+        md5 ? { transactionalContentMD5: createHash('md5').update(body).digest() } : {});
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+}
+
+function* extentsOf(data, base = 0) {
+  for (let at = 0; at < data.length; at += CHUNK) yield { offset: base + at, data: data.subarray(at, at + CHUNK) };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (x, d = 2) => x.toFixed(d);
+
+export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
+  const total = quick ? 256 * MiB : GiB;
+  const rounds = quick ? 1 : 3;
+  const azurite = await startAzurite();
+  const home = mkdtempSync(join(tmpdir(), 'vdcrypt-bench-home-'));
+  const accounts = await AccountService.open(home, { env: {} });
+  const retry = { maxTries: 5, retryDelayInMs: 200, maxRetryDelayInMs: 2000 };
+  const store = new AzurePageStore({ accounts: { [ACCOUNT]: { connectionString: azurite.connectionString } }, retry });
+  const blobs = new PageBlobService(store, accounts);
+  const svc = BlobServiceClient.fromConnectionString(azurite.connectionString, { retryOptions: retry });
+  const rows = [];
+  try {
+    await accounts.createAccount(ACCOUNT, { region: 'westus' });
+    await blobs.createContainer(ACCOUNT, 'bench');
+    const container = svc.getContainerClient('bench');
+    const data = randomBytes(total);
+    const times = { plain: [], plainMd5: [], vdcrypt: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of ['plain', 'plainMd5', 'vdcrypt']) {
+        const name = `${kind}-${round}.vhd`;
+        log(`remote: ${kind} upload of ${total / MiB} MiB, round ${round + 1}/${rounds}`);
+        let seconds;
+        if (kind === 'vdcrypt') {
+          const ref = { account: ACCOUNT, container: 'bench', blob: name };
+          await store.createBlob(ref, total);
+          const t0 = performance.now();
+          await store.uploadExtents(ref, sealExtents(blobs, ACCOUNT, extentsOf(data)), { concurrency: CONCURRENCY });
+          seconds = (performance.now() - t0) / 1000;
+          await store.deleteBlob(ref);
+        } else {
+          const client = container.getPageBlobClient(name);
+          await client.create(total);
+          const t0 = performance.now();
+          await plainUpload(client, data, kind === 'plainMd5');
+          seconds = (performance.now() - t0) / 1000;
+          await client.delete();
+        }
+        times[kind].push(seconds);
+      }
+    }
+    const mbps = (s) => total / MiB / s;
+    const plain = median(times.plain);
+    const plainMd5 = median(times.plainMd5);
+    const ours = median(times.vdcrypt);
+    rows.push({ group: 'upload', name: 'plain SDK uploadPages, no MD5', bytes: total, seconds: plain, mibps: mbps(plain) });
+    rows.push({ group: 'upload', name: 'plain SDK uploadPages + Content-MD5', bytes: total, seconds: plainMd5, mibps: mbps(plainMd5) });
+    rows.push({ group: 'upload', name: 'vdcrypt encrypted (XTS + MD5 + state blob)', bytes: total, seconds: ours, mibps: mbps(ours) });
+
+    // The sparse disk: 2 TiB, 64 MiB of data in 16 places, 64 MiB of explicit zeros beside it.
+    log('remote: 2 TiB sparse disk holding 64 MiB');
+    const sparseRef = { account: ACCOUNT, container: 'bench', blob: 'sparse.vhd' };
+    await store.createBlob(sparseRef, 2 * TiB);
+    const piece = randomBytes(CHUNK);
+    const zeros = Buffer.alloc(CHUNK);
+    function* sparse() {
+      for (let i = 0; i < 16; i++) {
+        const at = i * 128 * GiB;
+        yield { offset: at, data: piece };
+        yield { offset: at + CHUNK, data: zeros };
+      }
+    }
+    const sealed = { bytesSkipped: 0 };
+    const t0 = performance.now();
+    const result = await store.uploadExtents(sparseRef, sealExtents(blobs, ACCOUNT, sparse(), { stats: sealed }), { concurrency: CONCURRENCY });
+    const sparseSeconds = (performance.now() - t0) / 1000;
+    const allocated = ((await container.getPageBlobClient('sparse.vhd').getPageRanges()).pageRange ?? [])
+      .reduce((n, r) => n + r.count + 1, 0);
+    const visited = 16 * 2 * CHUNK;
+    rows.push({
+      group: 'sparse', name: '2 TiB disk, 64 MiB of data', bytes: 2 * TiB, seconds: sparseSeconds, sent: result.bytesSent,
+      zeroSkipped: sealed.bytesSkipped + result.bytesSkipped, unvisited: 2 * TiB - visited, allocated,
+    });
+    const sp = rows[rows.length - 1];
+    const ratio = plainMd5 / ours;
+    const ratioNoMd5 = plain / ours;
+    const check = (ok) => (ok ? 'met' : '**missed**');
+    const markdown = [
+      `Azurite ${createRequire(import.meta.url)('azurite/package.json').version} on 127.0.0.1, data on local disk; ${total / MiB} MiB of random data,`,
+      `4 MiB Put Pages, ${CONCURRENCY} in flight; median of ${rounds} alternating round(s).`,
+      '',
+      '| upload | seconds | MiB/s |',
+      '|---|---:|---:|',
+      ...rows.filter((r) => r.group === 'upload').map((r) => `| ${r.name} | ${fmt(r.seconds)} | ${fmt(r.mibps, 0)} |`),
+      '',
+      '| sparse disk | value |',
+      '|---|---:|',
+      `| blob size | 2 TiB |`,
+      `| bytes sent | ${sp.sent / MiB} MiB |`,
+      `| zero bytes seen and skipped | ${sp.zeroSkipped / MiB} MiB |`,
+      `| never visited (unallocated in the source) | ${fmt(sp.unvisited / TiB, 4)} TiB |`,
+      `| allocated on Azure afterwards | ${sp.allocated / MiB} MiB |`,
+      `| time | ${fmt(sp.seconds)} s |`,
+      '',
+      '| target (issue 7) | measured | goal | |',
+      '|---|---:|---|---|',
+      `| encrypted upload vs plain SDK upload with Content-MD5 | ${fmt(ratio)}x | >= 0.95x | ${check(ratio >= 0.95)} |`,
+      `| encrypted upload vs plain SDK upload without MD5 | ${fmt(ratioNoMd5)}x | (reference) | |`,
+      `| 2 TiB sparse disk with 64 MiB of data sends | ${sp.sent / MiB} MiB | 64 MiB | ${check(sp.sent === 64 * MiB)} |`,
+    ].join('\n');
+    return { rows, markdown };
+  } finally {
+    await store.close();
+    await accounts.close();
+    await azurite.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
