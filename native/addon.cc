@@ -97,15 +97,14 @@ NativeKey* get_key(napi_env env, napi_value v) {
 
 // A sector number: a non-negative integer Number (exact, <= 2^53 - 1) or a BigInt in [0, 2^64 - 1].
 bool get_sector(napi_env env, napi_value v, uint64_t* out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok) return false;
-  if (t == napi_bigint) {
+  // Numbers are the common case: try them first and look at BigInts only when that fails by type.
+  double d = 0;
+  const napi_status status = napi_get_value_double(env, v, &d);
+  if (status == napi_number_expected) {
     bool lossless = false;
     return napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok && lossless;
   }
-  if (t != napi_number) return false;
-  double d = 0;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+  if (status != napi_ok) return false;
   if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) return false;
   *out = static_cast<uint64_t>(d);
   return true;
