@@ -1,7 +1,9 @@
 /** Page blobs with Storage Service Encryption on any PageStore. */
 export { BlobError, type BlobErrorCode } from './errors.js';
 export { blobName, encryptionStatus } from './encryption-status.js';
-export { PageBlobService, type PutPagesOptions, type WriteMode } from './page-blob-service.js';
+export {
+  DEFAULT_FILL_CONCURRENCY, type FillPagesOptions, PageBlobService, type PutPagesOptions, type WriteMode,
+} from './page-blob-service.js';
 export { copyBlob, type CopyOptions, encryptBlob, type EncryptOptions, type EncryptResult } from './rewrite.js';
 export {
   type AccountKeys, type EncryptionRange, type EncryptionState, type EncryptionStatus, type LongOperationOptions,

@@ -19,13 +19,14 @@
  * Long operations (encrypt, copy) live in rewrite.ts; the status report in encryption-status.ts.
  */
 import type {
-  BlobInfo, BlobOrSnapshotRef, BlobRef, CreateBlobOptions, DiffResult, PageRange, PageStore, SequenceNumberAction,
-  SnapshotRef, TaggedRange, WriteConditions,
+  BlobInfo, BlobOrSnapshotRef, BlobRef, CreateBlobOptions, DiffResult, FillExtent, FillOptions, FillProgress,
+  FillResult, PageRange, PageStore, SequenceNumberAction, SnapshotRef, TaggedRange, WriteConditions,
 } from '../store/index.js';
 import { MAX_READ_BYTES, PAGE_SIZE } from '../store/index.js';
 import type { XtsCipher } from '../xts/index.js';
 import { describeValue } from '../errors.js';
 import { blobName, encryptionStatus } from './encryption-status.js';
+import { fillByWrites } from './fill-fallback.js';
 import { StoreError } from '../store/index.js';
 import { type AccountKeys, type EncryptionStatus, PLAINTEXT_TAG } from './types.js';
 
@@ -35,6 +36,21 @@ export type WriteMode =
   | 'account'
   /** A base image: stored plaintext whatever the setting. */
   | 'base-image';
+
+/** Writes in flight when a fill falls back to writePages (a store without fillPages). */
+export const DEFAULT_FILL_CONCURRENCY = 4;
+
+export interface FillPagesOptions {
+  mode?: WriteMode;
+  /** Bytes per durable batch (the store's default, 64 MiB, when left out). */
+  batchBytes?: number;
+  /** Called when everything up to `lastOffset` is durable (see PageStore.fillPages). */
+  onBatch?: (progress: FillProgress) => void | Promise<void>;
+  /** Stops the fill between extents: what was written is committed and reported, then it rejects. */
+  signal?: AbortSignal;
+  /** Writes in flight on a store without fillPages (default 4). */
+  concurrency?: number;
+}
 
 export interface PutPagesOptions {
   mode?: WriteMode;
@@ -138,6 +154,61 @@ export class PageBlobService {
       const ciphertext = current.cipher.encrypt(data, offset / PAGE_SIZE);
       return { call: this.store.writePages(ref, offset, ciphertext, current.generation, options.conditions).then(() => true) };
     });
+  }
+
+  /**
+   * Bulk fill (imports): write a stream of `{ offset, data }` extents (ascending, non-overlapping, 512-aligned,
+   * at most 4 MiB each) with durability per batch instead of per call. Encryption is decided per extent
+   * exactly as {@link putPages} decides it (setting and key gate at that moment, `mode`), and the extent is
+   * encrypted right after its cipher is handed out. On a store with `fillPages` this is one bulk fill; on
+   * another, a loop of writePages with up to `concurrency` in flight, reporting the durable prefix.
+   *
+   * Ordering: the fill is one mutation in the blob's queue: mutations of the blob called after it (putPages,
+   * clearPages, resizeBlob) wait until it settles, so `onBatch` and the stream must not wait for them (they may
+   * call the store, as import does to save its checkpoint). `data` buffers are handed over: do not modify one
+   * after yielding it until the fill settles.
+   */
+  async fillPages(ref: BlobRef, extents: AsyncIterable<{ offset: number; data: Uint8Array }>, options: FillPagesOptions = {}):
+    Promise<FillResult> {
+    requireBlob(ref);
+    if (typeof extents !== 'object' || extents === null || typeof extents[Symbol.asyncIterator] !== 'function') {
+      throw new TypeError(`extents must be an async iterable, got ${describeValue(extents)}`);
+    }
+    const mode = options.mode ?? 'account';
+    if (mode !== 'account' && mode !== 'base-image') throw new RangeError(`unknown write mode '${String(mode)}'`);
+    const concurrency = options.concurrency ?? DEFAULT_FILL_CONCURRENCY;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+      throw new RangeError(`concurrency must be a positive integer, got ${String(concurrency)}`);
+    }
+    const storeOptions: FillOptions = {
+      ...(options.batchBytes === undefined ? {} : { batchBytes: options.batchBytes }),
+      ...(options.onBatch === undefined ? {} : { onBatch: options.onBatch }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
+    return this.#inOrder(ref, async () => {
+      await this.gate(ref.account);
+      const sealed = this.#sealed(ref, extents, mode);
+      const result = this.store.fillPages !== undefined
+        ? await this.store.fillPages(ref, sealed, storeOptions)
+        : await fillByWrites(this.store, ref, sealed, storeOptions, concurrency);
+      return { call: Promise.resolve(result) };
+    });
+  }
+
+  /** The extents as the store should keep them: each encrypted, or not, as putPages would decide now. */
+  async *#sealed(ref: BlobRef, extents: AsyncIterable<{ offset: number; data: Uint8Array }>, mode: WriteMode):
+    AsyncGenerator<FillExtent> {
+    for await (const extent of extents) {
+      if (typeof extent !== 'object' || extent === null) throw new TypeError(`an extent must be an object, got ${describeValue(extent)}`);
+      const { offset, data } = extent;
+      if (!(data instanceof Uint8Array)) throw new TypeError(`data must be a Uint8Array, got ${describeValue(data)}`);
+      requirePageAligned('offset', offset);
+      requirePageAligned('data length', data.length);
+      const encrypt = mode === 'account' && (await this.accounts.isEncryptionEnabled(ref.account));
+      const current = await this.gate(ref.account);
+      if (!encrypt) yield { offset, data, tag: PLAINTEXT_TAG };
+      else yield { offset, data: current.cipher.encrypt(data, offset / PAGE_SIZE), tag: current.generation };
+    }
   }
 
   /** Put Page (clear): the pages become unallocated and read as zeros. */

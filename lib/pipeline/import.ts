@@ -2,8 +2,8 @@
  * Import: a disk image (fixed, dynamic or differencing VHD, or raw) into a page blob, the way Azure keeps an
  * uploaded VHD (shared/reference/azure-sse.md, "VHD upload rules"; reference/vhd.md, "Azure rules"):
  *
- *   image.extents() ──(allocated, non-zero, ≤ 4 MiB)──▶ putPages × concurrency ──▶ blob [0, V)
- *                                                       ...then the fixed footer ──▶ blob [V, V + 512)
+ *   image.extents() ──(allocated, non-zero, ≤ 4 MiB)──▶ fillPages (durable per batch) ──▶ blob [0, V)
+ *                                                       ...then the fixed footer (putPages) ──▶ blob [V, V + 512)
  *
  * - VHD images become a fixed-VHD page blob of V + 512 bytes: the data, then the image's footer rewritten as a
  *   fixed footer (`toAzureFixedFooter`: unique id, timestamp and creator kept) in the last page. A virtual
@@ -13,14 +13,17 @@
  *   `azure` is given: then they become an Azure fixed VHD like the above, with a fresh footer.
  * - Modes: `archive` (default) writes follow the account's encryption setting; `baseImage` writes plaintext
  *   whatever the setting (a marketplace base image: later writes to the blob are encrypted as usual).
- * - Only allocated extents are sent, zero runs of fixed and raw images included in what is skipped; at most
- *   `concurrency` Put Page calls are in flight, so memory stays near (concurrency + 1) × 4 MiB.
+ * - Only allocated extents are sent, zero runs of fixed and raw images included in what is skipped. They go
+ *   through PageBlobService.fillPages, which streams them (a few 4 MiB buffers in flight, never a whole batch
+ *   in memory) and makes them durable per batch of `checkpointInterval` bytes instead of per 4 MiB call; on a
+ *   store without a bulk path it falls back to `concurrency` Put Page calls in flight.
  * - Resumable: the blob's metadata holds a checkpoint (checkpoint.ts) naming the source and the offset below
- *   which every extent is durable. It is created with the blob, advanced as writes complete, saved on abort
- *   and on failure, and removed after the footer page, which is written last. `resume: true` skips every
+ *   which every extent is durable. It is created with the blob, advanced after every durable batch (the
+ *   fill's `onBatch`, so it never passes a write that could still be lost), also after the batch cut short by
+ *   an abort or a failing read, and removed after the footer page, which is written last. `resume: true` skips every
  *   extent below the checkpoint, and refuses a checkpoint of another source.
  */
-import { MAX_WRITE_BYTES, StoreError, type BlobInfo, type BlobRef, type Metadata } from '../store/index.js';
+import { MAX_WRITE_BYTES, PAGE_SIZE, StoreError, type BlobInfo, type BlobRef, type Metadata } from '../store/index.js';
 import type { PageBlobService, WriteMode } from '../blob/index.js';
 import { blobName } from '../blob/index.js';
 import {
@@ -52,9 +55,9 @@ export interface ImportOptions {
   overwrite?: boolean;
   /** Continue an interrupted import of the same image into this blob (a missing blob starts afresh). */
   resume?: boolean;
-  /** Most Put Page calls in flight (default 4). */
+  /** Most Put Page calls in flight when the store has no bulk fill path (default 4). */
   concurrency?: number;
-  /** Save the checkpoint after this many more bytes are durable (default 64 MiB). */
+  /** Bytes per durable batch of the fill, and so between checkpoints (default 64 MiB; 0 = every extent). */
   checkpointInterval?: number;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
@@ -143,14 +146,6 @@ async function prepareTarget(blobs: PageBlobService, ref: BlobRef, identity: Imp
   return { done: 0, metadata: {} };
 }
 
-interface InFlight {
-  offset: number;
-  end: number;
-  /** The write is durable. A failed write never is, so the checkpoint never passes it. */
-  stored: boolean;
-  promise: Promise<void>;
-}
-
 /**
  * Import the image at `imagePath` into the page blob `ref` (its container must exist). Resolves when the
  * footer is written and the checkpoint removed; rejects with `PipelineError` `OperationAborted` when
@@ -175,49 +170,11 @@ export async function importImage(blobs: PageBlobService, imagePath: string, ref
     tracker.bytesSkipped = resumeFrom;
     tracker.emit();
 
-    const inFlight: InFlight[] = [];
-    let failure: { error: unknown } | null = null;
-    let cursor = resumeFrom; // virtual bytes covered (sent, in flight or skipped)
+    let cursor = resumeFrom; // virtual bytes covered (handed to the fill, or skipped)
     let saved = resumeFrom; // the checkpoint offset last saved
-    let wake: (() => void) | null = null;
-
-    const durable = (): number => inFlight[0]?.offset ?? cursor;
-    // Drop finished writes from the head: the first one still in flight (or failed) bounds the checkpoint.
-    const retire = (): void => {
-      while (inFlight[0]?.stored === true) inFlight.shift();
-    };
-    const saveCheckpoint = async (force: boolean): Promise<void> => {
-      const offset = durable();
-      if (offset === saved || (!force && offset - saved < interval)) return;
-      await blobs.store.setMetadata(ref, checkpointMetadata(identity, offset, baseMetadata));
-      saved = offset;
-    };
-    const waitForSlot = async (slots: number): Promise<void> => {
-      retire();
-      while (inFlight.length > slots && failure === null) {
-        await new Promise<void>((resolve) => { wake = resolve; });
-        retire();
-      }
-    };
-    const send = (offset: number, data: Uint8Array): void => {
-      const entry: InFlight = { offset, end: offset + data.length, stored: false, promise: Promise.resolve() };
-      entry.promise = blobs.putPages(ref, offset, data, { mode: writeMode }).then(() => {
-        entry.stored = true;
-        tracker.bytesDone += data.length;
-        tracker.emit();
-      }, (error: unknown) => {
-        failure ??= { error };
-      }).finally(() => {
-        const w = wake;
-        wake = null;
-        w?.();
-      });
-      inFlight.push(entry);
-    };
-
-    try {
+    // Extents above the checkpoint, counted as they are handed over; the blob layer encrypts them.
+    async function* pending(): AsyncGenerator<{ offset: number; data: Uint8Array }> {
       for await (const extent of image.extents({ chunkSize: MAX_WRITE_BYTES })) {
-        if (failure !== null || signal?.aborted === true) break;
         let { offset, data } = extent;
         if (offset + data.length <= resumeFrom) continue;
         if (offset < resumeFrom) {
@@ -226,22 +183,28 @@ export async function importImage(blobs: PageBlobService, imagePath: string, ref
         }
         tracker.bytesSkipped += offset - cursor;
         cursor = offset + data.length;
-        send(offset, data);
-        await waitForSlot(concurrency - 1);
-        await saveCheckpoint(false);
+        tracker.bytesDone += data.length;
+        tracker.emit();
+        yield { offset, data };
       }
-      if (failure === null && signal?.aborted !== true) {
-        tracker.bytesSkipped += plan.virtualSize - cursor;
-        cursor = plan.virtualSize;
-      }
-    } finally {
-      // Whatever stopped the loop, let every write in flight land, then record how far the import got.
-      await Promise.all(inFlight.map((e) => e.promise));
-      retire();
-      if (failure === null) await saveCheckpoint(true);
-      else await saveCheckpoint(true).catch(() => undefined);
+      tracker.bytesSkipped += plan.virtualSize - cursor;
+      cursor = plan.virtualSize;
     }
-    if (failure !== null) throw (failure as { error: unknown }).error;
+    // The checkpoint follows the fill's durable batches: everything below `lastOffset` survives a crash.
+    const saveCheckpoint = async (offset: number): Promise<void> => {
+      if (offset <= saved) return;
+      await blobs.store.setMetadata(ref, checkpointMetadata(identity, offset, baseMetadata));
+      saved = offset;
+    };
+    try {
+      await blobs.fillPages(ref, pending(), {
+        mode: writeMode, batchBytes: Math.max(interval, PAGE_SIZE), concurrency, signal,
+        onBatch: ({ lastOffset }) => saveCheckpoint(lastOffset),
+      });
+    } catch (error) {
+      throwIfAborted(signal, 'the import');
+      throw error;
+    }
     throwIfAborted(signal, 'the import');
 
     if (plan.footer !== null) await blobs.putPages(ref, plan.virtualSize, plan.footer, { mode: writeMode });

@@ -13,6 +13,7 @@
  *   fresh pages (unallocated):  pwrite .dat ─ fdatasync ─ COMMIT runs            no double write
  *   allocated pages:            pwrite .redo ─ fdatasync ─ COMMIT runs + redo row ─ pwrite .dat ─ fdatasync
  *                               ─ truncate .redo ─ (redo row deleted by the next commit)
+ *   bulk fill (fillPages):      pwrite .dat × extents ─ fdatasync ─ COMMIT runs, per batch of ~64 MiB
  *   clear / shrink:             COMMIT runs + gc row ─ punch (or ftruncate) .dat ─ fdatasync ─ (gc row deleted)
  *   snapshot pages shared with the blob are first copied to the snapshot file (pwrite, fdatasync) and their
  *   run switched to loc=1 in the same commit.
@@ -32,7 +33,8 @@ import { join } from 'node:path';
 
 import { blobKey, checkConditions, checkInside, describeRef, newSnapshotId, nextSequenceNumber } from './common.js';
 import { StoreError } from './errors.js';
-import { type FileIo, nodeFileIo } from './file-io.js';
+import { type FileHandleIo, type FileIo, nodeFileIo } from './file-io.js';
+import { FillSource, runFill } from './fill.js';
 import {
   type BlobRow, type ContainerRow, type GcRow, LOC_BLOB_FILE, LOC_SNAPSHOT_FILE, MetaDb, RUN_BATCH, type SnapshotRow,
   type StoredStamp,
@@ -43,7 +45,7 @@ import { KeyedRwLock } from './lock.js';
 import { appendTagged, clip, diffRuns, gaps, pagesOfRange, pageWindow, type Run, toTaggedRanges } from './ranges.js';
 import {
   type BlobInfo, type BlobOrSnapshotRef, type BlobRef, type ContainerInfo, type CreateBlobOptions, type DiffResult,
-  isSnapshotRef, type Metadata, PAGE_SIZE, type PageRange, type PageStore, type ReadResult,
+  type FillExtent, type FillOptions, type FillResult, isSnapshotRef, type Metadata, PAGE_SIZE, type PageRange, type PageStore, type ReadResult,
   type SequenceNumberAction, type SnapshotRef, type TaggedRange, type WriteConditions,
 } from './types.js';
 import * as v from './validate.js';
@@ -54,6 +56,8 @@ export interface LocalPageStoreOptions {
 }
 
 export const META_FILE = 'meta.sqlite';
+/** Data-file writes of a fill batch in flight at once: reading and encrypting the source overlaps the disk. */
+export const FILL_WRITES_IN_FLIGHT = 4;
 export const DATA_DIR = 'data';
 
 interface Target {
@@ -252,43 +256,131 @@ export class LocalPageStore implements PageStore {
     v.checkTag(tag);
     const cond = v.checkConditions(conditions);
     const bytes = Buffer.from(data); // our own copy: the caller may reuse `data` once we return
-    await this.#mutate(ref, async (blob) => {
-      checkInside(ref, offset, bytes.length, blob.size);
-      const { start, end } = pageWindow(offset, bytes.length);
-      const around = this.#meta.runsIn(blob.id, start, end);
-      checkConditions(cond, blob.seq, around, start, end);
-      const allocated = clip(around, start, end);
-      const fresh = gaps(around, start, end);
-      await this.#markDirty(blob);
-      const copies = await this.#copyBeforeWrite(blob, start, end);
-      const dat = await this.#files.handle(this.#files.dataPath(blob.file));
-      const slice = (r: { start: number; end: number }): Buffer =>
-        bytes.subarray((r.start - start) * PAGE_SIZE, (r.end - start) * PAGE_SIZE);
-      for (const g of fresh) await dat.write(slice(g), 0, (g.end - g.start) * PAGE_SIZE, g.start * PAGE_SIZE);
-      if (fresh.length > 0) await dat.datasync();
-      let journal: Buffer | undefined;
-      if (allocated.length > 0) {
-        journal = Buffer.concat(allocated.map(slice));
-        const redo = await this.#files.handle(this.#files.redoPath(blob.file));
-        await redo.write(journal, 0, journal.length, 0);
-        await redo.datasync();
-      }
-      this.#tx(() => {
-        const version = this.#bump(blob, {});
-        this.#meta.overlay(blob.id, start, end, { tag, version, loc: LOC_BLOB_FILE });
-        this.#applyCopies(copies);
-        if (journal !== undefined) {
-          this.#meta.sql('INSERT OR REPLACE INTO redo(blob_id, pieces, bytes, sha256) VALUES (?, ?, ?, ?)').run(blob.id,
-            JSON.stringify(allocated.map((r) => [r.start, r.end])), journal.length, sha256(journal));
+    await this.#mutate(ref, (blob) => this.#writeIn(ref, blob, offset, bytes, tag, cond));
+  }
+
+  /**
+   * Bulk fill (see PageStore.fillPages). Extents whose pages are all unallocated, in a blob without snapshots,
+   * take the batch path; anything else is an ordinary {@link writePages}:
+   *
+   *   batch:  mark dirty (once) ─ pwrite .dat × extents (no sync, a few in flight) ─ fdatasync ─ COMMIT runs
+   *
+   * A batch holds the blob's lock shared: every mutation (they take it exclusively) waits for the commit, reads
+   * go on and see the batch's pages unallocated until then, so they never read its bytes early. A second fill
+   * of the same blob waits for the first (the fill key). A crash before the commit leaves bytes only in
+   * unallocated pages of a dirty blob, which recovery punches: the batch vanishes whole.
+   */
+  async fillPages(ref: BlobRef, extents: AsyncIterable<FillExtent>, options?: FillOptions): Promise<FillResult> {
+    v.checkBlobRef(ref);
+    const opts = v.checkFillOptions(options);
+    const source = new FillSource(v.checkExtentStream(extents), opts.signal);
+    this.#usable();
+    let blobId: number | undefined;
+    const sameBlob = (blob: BlobRow): BlobRow => {
+      blobId ??= blob.id;
+      if (blob.id !== blobId) throw new StoreError('BlobNotFound', `blob ${describeRef(ref)} was replaced during the fill`);
+      return blob;
+    };
+    return this.#track(this.#locks.with(`fill:${blobKey(ref)}`, true, () => runFill(source, opts, {
+      batch: (src, batchBytes) => this.#fillBatch(ref, src, batchBytes, sameBlob),
+      single: (e) => this.#mutate(ref, (blob) => this.#writeIn(ref, sameBlob(blob), e.offset, e.data, e.tag, {})),
+    })));
+  }
+
+  async #fillBatch(ref: BlobRef, source: FillSource, batchBytes: number, sameBlob: (blob: BlobRow) => BlobRow):
+    Promise<{ bytes: number; end: number; single: boolean }> {
+    this.#usable();
+    return this.#track(this.#locks.with(blobKey(ref), false, async () => {
+      this.#usable();
+      const blob = sameBlob(this.#blobRow(ref));
+      if (this.#meta.snapshotsOf(blob.id).length > 0) return { bytes: 0, end: 0, single: true };
+      const runs: Run<number>[] = [];
+      const writes = new Set<Promise<void>>();
+      let failed: { error: unknown } | undefined;
+      let dat: FileHandleIo | undefined;
+      let bytes = 0;
+      let single = false;
+      while (bytes < batchBytes && failed === undefined) {
+        const extent = await source.next();
+        if (extent === undefined) break;
+        const { offset, data, tag } = extent;
+        if (offset + data.length > blob.size) {
+          source.fail(new StoreError('InvalidPageRange',
+            `bytes ${offset}..${offset + data.length - 1} pass the end of ${describeRef(ref)} (${blob.size} bytes)`));
+          break;
         }
-      });
+        const { start, end } = pageWindow(offset, data.length);
+        if (this.#meta.runsIn(blob.id, start, end, 1).length > 0) {
+          source.unread(extent);
+          single = true;
+          break;
+        }
+        if (dat === undefined) {
+          await this.#fatal(() => this.#markDirty(blob));
+          dat = await this.#fatal(() => this.#files.handle(this.#files.dataPath(blob.file)));
+        }
+        const last = runs[runs.length - 1];
+        if (last !== undefined && last.end === start && last.value === tag) last.end = end;
+        else runs.push({ start, end, value: tag });
+        const write: Promise<void> = dat.write(data, 0, data.length, offset).then(
+          () => { writes.delete(write); },
+          (error: unknown) => { writes.delete(write); failed ??= { error }; });
+        writes.add(write);
+        bytes += data.length;
+        while (writes.size >= FILL_WRITES_IN_FLIGHT) await Promise.race(writes);
+      }
+      await Promise.all(writes);
+      if (failed !== undefined) throw this.#ioFailure((failed as { error: unknown }).error);
+      const lastRun = runs[runs.length - 1];
+      if (dat === undefined || lastRun === undefined) return { bytes: 0, end: 0, single };
+      const file = dat;
+      await this.#fatal(() => file.datasync());
+      await this.#fatal(async () => this.#tx(() => {
+        const version = this.#bump(blob, {});
+        for (const r of runs) this.#meta.overlay(blob.id, r.start, r.end, { tag: r.value, version, loc: LOC_BLOB_FILE });
+      }));
+      return { bytes, end: lastRun.end * PAGE_SIZE, single };
+    }));
+  }
+
+  /** writePages on `blob`, its lock held. */
+  async #writeIn(ref: BlobRef, blob: BlobRow, offset: number, bytes: Uint8Array, tag: number, cond: WriteConditions):
+    Promise<void> {
+    checkInside(ref, offset, bytes.length, blob.size);
+    const { start, end } = pageWindow(offset, bytes.length);
+    const around = this.#meta.runsIn(blob.id, start, end);
+    checkConditions(cond, blob.seq, around, start, end);
+    const allocated = clip(around, start, end);
+    const fresh = gaps(around, start, end);
+    await this.#markDirty(blob);
+    const copies = await this.#copyBeforeWrite(blob, start, end);
+    const dat = await this.#files.handle(this.#files.dataPath(blob.file));
+    const slice = (r: { start: number; end: number }): Uint8Array =>
+      bytes.subarray((r.start - start) * PAGE_SIZE, (r.end - start) * PAGE_SIZE);
+    for (const g of fresh) await dat.write(slice(g), 0, (g.end - g.start) * PAGE_SIZE, g.start * PAGE_SIZE);
+    if (fresh.length > 0) await dat.datasync();
+    let journal: Buffer | undefined;
+    if (allocated.length > 0) {
+      journal = Buffer.concat(allocated.map(slice));
+      const redo = await this.#files.handle(this.#files.redoPath(blob.file));
+      await redo.write(journal, 0, journal.length, 0);
+      await redo.datasync();
+    }
+    this.#tx(() => {
+      const version = this.#bump(blob, {});
+      this.#meta.overlay(blob.id, start, end, { tag, version, loc: LOC_BLOB_FILE });
+      this.#applyCopies(copies);
       if (journal !== undefined) {
-        for (const r of allocated) await dat.write(slice(r), 0, (r.end - r.start) * PAGE_SIZE, r.start * PAGE_SIZE);
-        await dat.datasync();
-        await (await this.#files.handle(this.#files.redoPath(blob.file))).truncate(0);
-        this.#pendingRedo.add(blob.id);
+        this.#meta.sql('INSERT OR REPLACE INTO redo(blob_id, pieces, bytes, sha256) VALUES (?, ?, ?, ?)').run(blob.id,
+          JSON.stringify(allocated.map((r) => [r.start, r.end])), journal.length, sha256(journal));
       }
     });
+    if (journal !== undefined) {
+      for (const r of allocated) await dat.write(slice(r), 0, (r.end - r.start) * PAGE_SIZE, r.start * PAGE_SIZE);
+      await dat.datasync();
+      await (await this.#files.handle(this.#files.redoPath(blob.file))).truncate(0);
+      this.#pendingRedo.add(blob.id);
+    }
   }
 
   async clearPages(ref: BlobRef, offset: number, length: number, conditions?: WriteConditions): Promise<void> {
@@ -443,14 +535,24 @@ export class LocalPageStore implements PageStore {
     this.#usable();
     return this.#track(this.#locks.withAll(keys, async () => {
       this.#usable();
-      try {
-        return await fn();
-      } catch (e) {
-        if (e instanceof StoreError || e instanceof RangeError || e instanceof TypeError) throw e;
-        this.#failure = e;
-        throw new StoreError('StoreIoFailed', `a write to the store in ${this.directory} failed: ${String(e)}`, { cause: e });
-      }
+      return this.#fatal(fn);
     }));
+  }
+
+  /** Run `fn`; a failure that is not a domain or argument error is fatal for the store. */
+  async #fatal<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof StoreError || e instanceof RangeError || e instanceof TypeError) throw e;
+      throw this.#ioFailure(e);
+    }
+  }
+
+  /** Record a fatal I/O failure; returns the error to throw. */
+  #ioFailure(e: unknown): StoreError {
+    this.#failure ??= e;
+    return new StoreError('StoreIoFailed', `a write to the store in ${this.directory} failed: ${String(e)}`, { cause: e });
   }
 
   #mutate<T>(ref: BlobRef, fn: (blob: BlobRow) => Promise<T>): Promise<T> {

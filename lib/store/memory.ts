@@ -7,13 +7,14 @@
  */
 import { checkConditions, checkInside, describeRef, newSnapshotId, nextSequenceNumber } from './common.js';
 import { StoreError } from './errors.js';
+import { FillSource, runFill } from './fill.js';
 import {
   clip, diffRuns, overlay, type PageStamp, pagesOfRange, pageWindow, type Run, sameStamp, toTaggedRanges,
   truncateRuns,
 } from './ranges.js';
 import {
   type BlobInfo, type BlobOrSnapshotRef, type BlobRef, type ContainerInfo, type CreateBlobOptions,
-  type DiffResult, isSnapshotRef, type Metadata, PAGE_SIZE, type PageRange, type PageStore, type ReadResult,
+  type DiffResult, type FillExtent, type FillOptions, type FillResult, isSnapshotRef, type Metadata, PAGE_SIZE, type PageRange, type PageStore, type ReadResult,
   type SequenceNumberAction, type SnapshotRef, type TaggedRange, type WriteConditions,
 } from './types.js';
 import * as v from './validate.js';
@@ -146,6 +147,21 @@ export class MemoryPageStore implements PageStore {
       blob.pages.set(p, Uint8Array.prototype.slice.call(data, at, at + PAGE_SIZE));
     }
     blob.modifiedAt = new Date();
+  }
+
+  /**
+   * Bulk fill, simply: each extent is a {@link writePages} (atomic and "durable" on its own in memory), and
+   * `onBatch` is told every `batchBytes` or so. Same checks, order and ending as LocalPageStore's.
+   */
+  async fillPages(ref: BlobRef, extents: AsyncIterable<FillExtent>, options?: FillOptions): Promise<FillResult> {
+    v.checkBlobRef(ref);
+    const opts = v.checkFillOptions(options);
+    const source = new FillSource(v.checkExtentStream(extents), opts.signal);
+    this.#blob(ref);
+    return runFill(source, opts, {
+      batch: async () => ({ bytes: 0, end: 0, single: true }),
+      single: (e) => this.writePages(ref, e.offset, e.data, e.tag),
+    });
   }
 
   async clearPages(ref: BlobRef, offset: number, length: number, conditions?: WriteConditions): Promise<void> {

@@ -121,6 +121,42 @@ export interface ReadResult {
   version: number;
 }
 
+/** One extent of a {@link PageStore.fillPages} stream: `data` (512-aligned, at most 4 MiB) at `offset`, all pages `tag`. */
+export interface FillExtent {
+  offset: number;
+  data: Uint8Array;
+  tag: number;
+}
+
+/** What {@link FillOptions.onBatch} is told: how far the fill is durable. */
+export interface FillProgress {
+  /** Bytes of the fill made durable so far (every batch up to and including this one). */
+  durableBytes: number;
+  /** The end offset (exclusive) of the last durable extent: every extent ending at or before it is durable. */
+  lastOffset: number;
+}
+
+export interface FillOptions {
+  /** Bytes per durable batch (default {@link DEFAULT_FILL_BATCH_BYTES}); a batch closes once it holds this much. */
+  batchBytes?: number;
+  /**
+   * Called after each batch is durable (and before the next is committed), outside every store lock: calls
+   * into the store (such as saving a checkpoint in the blob's metadata) are allowed; the fill waits for it.
+   */
+  onBatch?: (progress: FillProgress) => void | Promise<void>;
+  /** Checked before each extent is pulled: the batch written so far is committed, then the fill rejects. */
+  signal?: AbortSignal;
+}
+
+export interface FillResult {
+  bytesWritten: number;
+  /** Times durability was reached (the number of onBatch calls). */
+  batches: number;
+}
+
+/** Default {@link FillOptions.batchBytes}: 64 MiB. */
+export const DEFAULT_FILL_BATCH_BYTES = 64 * 1024 ** 2;
+
 export interface DiffResult {
   /** Pages allocated in the target whose content was written after the previous snapshot was taken. */
   updated: PageRange[];
@@ -163,6 +199,24 @@ export interface PageStore {
    * promise resolves. `data` is copied before the promise settles; do not modify it until then.
    */
   writePages(ref: BlobRef, offset: number, data: Uint8Array, tag: number, conditions?: WriteConditions): Promise<void>;
+  /**
+   * Bulk fill (imports, first writes): write a stream of extents, ascending and non-overlapping, each like a
+   * {@link writePages} call, with durability per batch of about `batchBytes` instead of per call. When
+   * `onBatch` is called, and when the promise resolves, every extent so far is durable (survives kill -9 and
+   * power loss) and visible; a crash before then leaves the unfinished batch's pages exactly as they were
+   * (all or nothing per batch; bytes and tags never disagree; no torn page). Batches are applied in order, so
+   * what survives a crash is always a prefix of the stream.
+   *
+   * Other mutations of the blob do not interleave with a batch; reads do, and see the batch's pages as they
+   * were until it commits. When the stream throws, or `signal` fires, the batch written so far is committed
+   * and reported, then the fill rejects with that error (`signal.reason` for an abort).
+   *
+   * Buffers: the store may still be writing an extent's `data` after pulling the next one; a producer hands
+   * each buffer over and must not modify it until the fill settles.
+   *
+   * Optional: a store without it is filled by a loop of {@link writePages} (the blob layer does this).
+   */
+  fillPages?(ref: BlobRef, extents: AsyncIterable<FillExtent>, options?: FillOptions): Promise<FillResult>;
   /** Put Page (clear): the pages become unallocated (read as zeros) and their space is reclaimed. */
   clearPages(ref: BlobRef, offset: number, length: number, conditions?: WriteConditions): Promise<void>;
   /** Any byte range inside the blob, at most {@link MAX_READ_BYTES}; unallocated bytes read as zeros. */

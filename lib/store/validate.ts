@@ -1,7 +1,7 @@
 /** Argument checks shared by every PageStore implementation: TypeError for types, RangeError for values. */
 import { describeValue } from '../errors.js';
 import {
-  type BlobOrSnapshotRef, type BlobRef, MAX_BLOB_SIZE, MAX_READ_BYTES, MAX_SEQUENCE_NUMBER, MAX_TAG,
+  type BlobOrSnapshotRef, type BlobRef, DEFAULT_FILL_BATCH_BYTES, type FillExtent, type FillOptions, MAX_BLOB_SIZE, MAX_READ_BYTES, MAX_SEQUENCE_NUMBER, MAX_TAG,
   MAX_WRITE_BYTES, type Metadata, PAGE_SIZE, type PageRange, type SequenceNumberAction, type WriteConditions,
 } from './types.js';
 
@@ -120,4 +120,41 @@ export function checkConditions(conditions: unknown): WriteConditions {
     if (c[key] !== undefined) checkInteger(key, c[key]);
   }
   return c;
+}
+
+/** Fill options with their defaults; TypeError / RangeError for bad ones. */
+export function checkFillOptions(options: unknown): FillOptions & { batchBytes: number } {
+  if (options === undefined) return { batchBytes: DEFAULT_FILL_BATCH_BYTES };
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+  }
+  const o = options as FillOptions;
+  const batchBytes = o.batchBytes ?? DEFAULT_FILL_BATCH_BYTES;
+  checkInteger('batchBytes', batchBytes, MAX_BLOB_SIZE);
+  if (batchBytes === 0) throw new RangeError('batchBytes must be positive');
+  if (o.onBatch !== undefined && typeof o.onBatch !== 'function') {
+    throw new TypeError(`onBatch must be a function, got ${describeValue(o.onBatch)}`);
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(`signal must be an AbortSignal, got ${describeValue(o.signal)}`);
+  }
+  return { ...o, batchBytes };
+}
+
+export function checkExtentStream(extents: unknown): AsyncIterable<FillExtent> {
+  if (typeof extents !== 'object' || extents === null || typeof (extents as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') {
+    throw new TypeError(`extents must be an async iterable, got ${describeValue(extents)}`);
+  }
+  return extents as AsyncIterable<FillExtent>;
+}
+
+/** One extent of a fill: a writePages call's arguments, starting at or after `previousEnd` (ascending, no overlap). */
+export function checkFillExtent(extent: unknown, previousEnd: number): FillExtent {
+  if (typeof extent !== 'object' || extent === null) throw new TypeError(`an extent must be an object, got ${describeValue(extent)}`);
+  const e = extent as Partial<FillExtent>;
+  const offset = checkAligned('extent offset', e.offset, MAX_BLOB_SIZE);
+  if (offset < previousEnd) {
+    throw new RangeError(`extents must ascend without overlap: offset ${offset} is below the previous end ${previousEnd}`);
+  }
+  return { offset, data: checkWriteData(e.data), tag: checkTag(e.tag) };
 }

@@ -1,7 +1,7 @@
 /**
  * Cancel and resume on LocalPageStore: an aborted import keeps a checkpoint in the blob's metadata; resuming
- * sends only what was not durable yet (counted with a spy on PageBlobService.putPages) and ends exact; a
- * checkpoint of another source, mode or blob is refused with a typed error.
+ * sends only what was not durable yet (counted with a spy on the extents PageBlobService.fillPages pulls) and
+ * ends exact; a checkpoint of another source, mode or blob is refused with a typed error.
  */
 import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,21 +38,39 @@ afterEach(async () => {
   await tmp.cleanup();
 });
 
-/** Record the offsets of every putPages call; abort `controller` when the `abortAt`-th call starts. */
-function spyPuts(controller?: AbortController, abortAt = Infinity): number[] {
+/**
+ * Record the offset of every write the import hands over: extents as the bulk fill pulls them, and putPages
+ * calls (the footer). `abortAt`: abort `controller` when that write is handed over; `failAt`: the stream of
+ * extents throws there instead (a read failing mid-import).
+ */
+function spyWrites(options: { controller?: AbortController; abortAt?: number; failAt?: number } = {}): number[] {
   const offsets: number[] = [];
-  const original = f.blobs.putPages.bind(f.blobs);
-  vi.spyOn(f.blobs, 'putPages').mockImplementation(async (r, offset, data, options) => {
+  const handOver = (offset: number): void => {
     offsets.push(offset);
-    if (offsets.length === abortAt) controller?.abort();
-    return original(r, offset, data, options);
+    if (offsets.length === options.failAt) throw new Error('lost connection');
+    if (offsets.length === options.abortAt) options.controller?.abort();
+  };
+  const fill = f.blobs.fillPages.bind(f.blobs);
+  vi.spyOn(f.blobs, 'fillPages').mockImplementation((r, extents, fillOptions) => {
+    async function* watched(): AsyncGenerator<{ offset: number; data: Uint8Array }> {
+      for await (const extent of extents) {
+        handOver(extent.offset);
+        yield extent;
+      }
+    }
+    return fill(r, watched(), fillOptions);
+  });
+  const put = f.blobs.putPages.bind(f.blobs);
+  vi.spyOn(f.blobs, 'putPages').mockImplementation(async (r, offset, data, putOptions) => {
+    handOver(offset);
+    return put(r, offset, data, putOptions);
   });
   return offsets;
 }
 
 async function abortedImport(abortAt: number): Promise<{ sent: number[]; done: number }> {
   const controller = new AbortController();
-  const sent = spyPuts(controller, abortAt);
+  const sent = spyWrites({ controller, abortAt });
   await expectCode(importImage(f.blobs, vhd, ref, { signal: controller.signal, concurrency: 3, checkpointInterval: 0 }),
     'OperationAborted', 499);
   vi.restoreAllMocks();
@@ -73,11 +91,12 @@ async function imageBytes(): Promise<Buffer> {
 describe('cancel and resume', () => {
   it('resumes without re-sending finished ranges and ends exact', async () => {
     const { sent, done } = await abortedImport(4);
-    // Every write started before the abort landed and is covered by the checkpoint; the footer was not sent.
+    // Every extent handed over before the abort landed and is covered by the checkpoint (the batch cut short
+    // by the abort is committed and reported); the footer was not sent.
     expect(sent).toEqual([0, 4 * MiB, 8 * MiB, 12 * MiB]);
     expect(done).toBe(16 * MiB);
 
-    const resent = spyPuts();
+    const resent = spyWrites();
     const result = await importImage(f.blobs, vhd, ref, { resume: true });
     expect(resent.every((o) => o >= done)).toBe(true);
     expect(resent.filter((o) => sent.includes(o))).toEqual([]);
@@ -95,13 +114,8 @@ describe('cancel and resume', () => {
     expect((await exportBlob(f.blobs, ref, out, { format: 'vhd-dynamic' })).footerFromBlob).toBe(true);
   });
 
-  it('a failed write stops the import with the checkpoint before it, and resume completes', async () => {
-    const original = f.blobs.putPages.bind(f.blobs);
-    let calls = 0;
-    vi.spyOn(f.blobs, 'putPages').mockImplementation(async (r, offset, data, options) => {
-      if (++calls === 3) throw new Error('lost connection');
-      return original(r, offset, data, options);
-    });
+  it('a failing read stops the import with the checkpoint before it, and resume completes', async () => {
+    spyWrites({ failAt: 3 });
     await expect(importImage(f.blobs, vhd, ref, { concurrency: 3, checkpointInterval: 0 })).rejects.toThrow('lost connection');
     vi.restoreAllMocks();
     expect(Number((await f.blobs.getBlob(ref)).metadata[CHECKPOINT_DONE_KEY])).toBe(8 * MiB);
