@@ -5,8 +5,8 @@
 // caller that bypasses the TypeScript layer gets an exception, never memory corruption. Plain C N-API is used
 // because its per-call overhead is lower than the C++ wrappers'.
 //
-// Key handles are type-tagged externals owning a KeySchedule in native memory; it is wiped on dispose and on
-// garbage collection. Async calls copy the key schedule, hold references to the caller's buffers until they
+// Key handles are externals pointing at NativeKey slots (key_slots.h, validated by address on every call),
+// holding a KeySchedule in native memory; it is wiped on dispose and on garbage collection. Async calls copy the key schedule, hold references to the caller's buffers until they
 // settle, and split large inputs across the libuv pool (no more chunks than cores).
 #include <node_api.h>
 #ifdef __linux__
@@ -20,20 +20,14 @@
 #include <thread>
 #include <vector>
 
+#include "key_slots.h"
 #include "xts.h"
 
 namespace vdcrypt {
 namespace {
 
-constexpr napi_type_tag kKeyTag = {0x7664637279707431ULL, 0x58747343697068ULL};  // "vdcrypt1" "XtsCiph"
 constexpr size_t kSyncLimitBytes = 32 * 1024;        // async calls below this run on the calling thread
 constexpr size_t kMinChunkBytes = 256 * 1024;        // smallest piece of work handed to a pool thread
-
-struct NativeKey {
-  KeySchedule schedule;
-  const XtsImpl* impl = nullptr;
-  bool disposed = false;
-};
 
 // ---- small helpers ---------------------------------------------------------------------------------------
 
@@ -76,18 +70,19 @@ bool get_bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
   return true;
 }
 
-NativeKey* get_key(napi_env env, napi_value v) {
-  bool tagged = false;
-  if (napi_check_object_type_tag(env, v, &kKeyTag, &tagged) != napi_ok || !tagged) {
-    type_error(env, "ERR_VDCRYPT_KEY_HANDLE", "expected a vdcrypt key handle");
-    return nullptr;
-  }
+// The key behind a handle, including disposed ones; nullptr (with a TypeError thrown) for anything else.
+NativeKey* get_any_key(napi_env env, napi_value v) {
   void* ptr = nullptr;
-  if (napi_get_value_external(env, v, &ptr) != napi_ok || ptr == nullptr) {
+  if (napi_get_value_external(env, v, &ptr) != napi_ok || !KeySlots::owns(ptr)) {
     type_error(env, "ERR_VDCRYPT_KEY_HANDLE", "expected a vdcrypt key handle");
     return nullptr;
   }
-  NativeKey* key = static_cast<NativeKey*>(ptr);
+  return static_cast<NativeKey*>(ptr);
+}
+
+NativeKey* get_key(napi_env env, napi_value v) {
+  NativeKey* key = get_any_key(env, v);
+  if (key == nullptr) return nullptr;
   if (key->disposed) {
     plain_error(env, "KeyDisposed", "the XTS key has been disposed");
     return nullptr;
@@ -173,9 +168,7 @@ bool parse_sector_args(napi_env env, napi_callback_info info, SectorArgs* a) {
 // ---- key handles -----------------------------------------------------------------------------------------
 
 void finalize_key(napi_env, void* data, void*) {
-  NativeKey* key = static_cast<NativeKey*>(data);
-  wipe_schedule(&key->schedule);
-  delete key;
+  KeySlots::release(static_cast<NativeKey*>(data));
 }
 
 bool halves_equal(const uint8_t* key) {
@@ -202,8 +195,8 @@ napi_value CreateKey(napi_env env, napi_callback_info info) {
   }
   const XtsImpl* impl = find_impl(name);
   if (impl == nullptr) return plain_error(env, "ImplementationUnavailable", "the requested implementation does not run on this CPU");
-  NativeKey* key = new (std::nothrow) NativeKey();
-  if (key == nullptr) return plain_error(env, "ERR_VDCRYPT_NOMEM", "out of memory");
+  NativeKey* key = KeySlots::allocate();
+  if (key == nullptr) return plain_error(env, "ERR_VDCRYPT_NOMEM", "out of memory for another XTS key");
   key->impl = impl;
   impl->expand_key(key_bytes, &key->schedule);
   napi_value handle;
@@ -212,7 +205,6 @@ napi_value CreateKey(napi_env env, napi_callback_info info) {
     throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_create_external failed");
     return nullptr;
   }
-  VD_CALL(env, napi_type_tag_object(env, handle, &kKeyTag));
   return handle;
 }
 
@@ -221,15 +213,11 @@ napi_value DisposeKey(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  bool tagged = false;
-  if (argc != 1 || napi_check_object_type_tag(env, argv[0], &kKeyTag, &tagged) != napi_ok || !tagged) {
-    return type_error(env, "ERR_VDCRYPT_KEY_HANDLE", "expected a vdcrypt key handle");
-  }
-  void* ptr = nullptr;
-  VD_CALL(env, napi_get_value_external(env, argv[0], &ptr));
-  NativeKey* key = static_cast<NativeKey*>(ptr);
+  if (argc != 1) return type_error(env, "ERR_VDCRYPT_KEY_HANDLE", "expected a vdcrypt key handle");
+  NativeKey* key = get_any_key(env, argv[0]);
+  if (key == nullptr) return nullptr;
   wipe_schedule(&key->schedule);
-  key->disposed = true;
+  key->disposed = true;  // the slot itself is released when the handle is collected
   return nullptr;
 }
 

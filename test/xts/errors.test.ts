@@ -131,3 +131,22 @@ describe.each(availableImplementations())('XtsCipher calls (%s)', (impl) => {
     expect(Buffer.from(out).equals(Buffer.from(ref.encrypt(data, 9)))).toBe(true);
   });
 });
+
+describe('native binding checks (release builds keep them)', () => {
+  it('refuses anything but a live key handle, and bad buffers, without crashing', async () => {
+    const { native } = await import('../../lib/xts/native.js');
+    const buf = Buffer.alloc(512);
+    for (const bad of [{}, null, 5, 'key', native.createKey]) {
+      expect(() => native.crypt(bad as never, true, buf, buf, 512, 0)).toThrow(TypeError);
+    }
+    const handle = native.createKey(key(), 'auto');
+    expect(() => native.crypt(handle, true, buf, Buffer.alloc(1024), 512, 0)).toThrow(RangeError);
+    expect(() => native.crypt(handle, true, buf, buf.subarray(0, 256) as Buffer, 512, 0)).toThrow(RangeError);
+    expect(() => native.crypt(handle, true, buf, buf, 1024, 0)).toThrow(RangeError);
+    expect(() => native.crypt(handle, true, buf, buf, 512, -1)).toThrow(RangeError);
+    expect(() => native.crypt(handle, true, buf, buf, 512, 2n ** 64n)).toThrow(RangeError);
+    expect(() => native.createKey(Buffer.alloc(64, 7), 'auto')).toThrow(/differ/);
+    native.disposeKey(handle);
+    expect(() => native.crypt(handle, true, buf, buf, 512, 0)).toThrow(expect.objectContaining({ code: 'KeyDisposed' }));
+  });
+});
