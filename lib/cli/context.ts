@@ -10,9 +10,12 @@ import { join } from 'node:path';
 import { AccountService } from '../account/index.js';
 import { PageBlobService } from '../blob/index.js';
 import type { LocalKeyVault } from '../keys/index.js';
-import { LocalPageStore } from '../store/index.js';
+import type { AzurePageStore } from '../remote/index.js';
+import { LocalPageStore, type PageStore } from '../store/index.js';
+import { type BackendSetting, readBackend } from './backends.js';
 import { resolveHome, STORE_DIR } from './home.js';
 import { readPassphrase } from './passphrase.js';
+import { RoutedPageStore } from './routed-store.js';
 
 export interface GlobalOptions {
   home?: string;
@@ -39,8 +42,9 @@ export class CliContext {
   readonly stdout: Output;
   readonly stderr: Output;
   #accounts: Promise<AccountService> | undefined;
-  #store: Promise<LocalPageStore> | undefined;
+  #store: RoutedPageStore | undefined;
   #blobs: PageBlobService | undefined;
+  readonly #backends = new Map<string, Promise<BackendSetting>>();
 
   constructor(options: GlobalOptions, env: NodeJS.ProcessEnv = process.env,
     io: { stdout?: Output; stderr?: Output } = {}) {
@@ -75,14 +79,43 @@ export class CliContext {
     return this.#accounts;
   }
 
-  /** The page-blob service over the home's embedded store, with the vaults of `accounts` unlocked. */
+  /** Where `account`'s blobs live (backends.ts), read once per run. */
+  backend(account: string): Promise<BackendSetting> {
+    let setting = this.#backends.get(account);
+    if (setting === undefined) {
+      setting = readBackend(this.home, account);
+      this.#backends.set(account, setting);
+    }
+    return setting;
+  }
+
+  /**
+   * The page-blob service with the vaults of `accounts` unlocked. Its store routes each account to its
+   * backend (routed-store.ts): the home's embedded store, or an AzurePageStore for accounts set to azure.
+   */
   async blobs(...accounts: string[]): Promise<PageBlobService> {
     const service = await this.accounts();
     for (const account of new Set(accounts)) await this.unlockVaultOf(account);
-    this.#store ??= LocalPageStore.open(join(this.home, STORE_DIR));
-    const store = await this.#store;
-    this.#blobs ??= new PageBlobService(store, service);
+    this.#store ??= new RoutedPageStore(async (account) => {
+      const setting = await this.backend(account);
+      if (setting.backend === 'local') return { key: 'local', open: () => LocalPageStore.open(join(this.home, STORE_DIR)) };
+      const { credential } = setting;
+      return {
+        key: `azure:${account}`,
+        open: async (): Promise<PageStore> => {
+          const { AzurePageStore } = await import('../remote/index.js'); // the Azure SDK loads only when used
+          return new AzurePageStore({ accounts: { [account]: credential } });
+        },
+      };
+    });
+    this.#blobs ??= new PageBlobService(this.#store, service);
     return this.#blobs;
+  }
+
+  /** The AzurePageStore holding `account`, or undefined when the account is local. Call {@link blobs} first. */
+  async azureStore(account: string): Promise<AzurePageStore | undefined> {
+    if ((await this.backend(account)).backend !== 'azure' || this.#store === undefined) return undefined;
+    return (await this.#store.storeFor(account)) as AzurePageStore;
   }
 
   /** Unlock a passphrase vault in this process (a key-file vault unlocks itself). */
@@ -112,7 +145,7 @@ export class CliContext {
     this.#accounts = undefined;
     this.#blobs = undefined;
     await Promise.allSettled([
-      store?.then((s) => s.close()),
+      store?.close(),
       accounts?.then((a) => a.close()),
     ]);
   }

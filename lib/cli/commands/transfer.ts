@@ -14,7 +14,7 @@ import { formatBytes, parseBlobAddress, parseWritableBlob } from '../parse.js';
 import { type ProgressView, runLong } from '../progress.js';
 
 /** Pipeline progress: done + skipped reaches the virtual size. */
-function pipelineView(p: PipelineProgress): ProgressView {
+function pipelineView(p: Pick<PipelineProgress, 'bytesDone' | 'bytesSkipped' | 'bytesTotal'>): ProgressView {
   return { moved: p.bytesDone, skipped: p.bytesSkipped, processed: p.bytesDone + p.bytesSkipped, total: p.bytesTotal };
 }
 
@@ -38,10 +38,17 @@ async function importCommand(ctx: CliContext, image: string, address: string, op
   const blobs = await ctx.blobs(ref.account);
   const again = ['vdcrypt import', image, address, opts.baseImage === true ? '--base-image' : '', azure === undefined ? '' : `--azure ${azure}`, '--resume']
     .filter((s) => s !== '').join(' ');
-  const result = await runLong(ctx, 'import', again, (run) => importImage(blobs, image, ref, {
-    baseImage: opts.baseImage === true, azure, resume: opts.resume === true, overwrite: opts.overwrite === true,
-    signal: run.signal, onProgress: (p) => run.update(pipelineView(p)),
-  }));
+  // An account on the azure backend takes the bulk upload path (azure-import.ts), others the generic pipeline.
+  const remote = await ctx.azureStore(ref.account);
+  const result = await runLong(ctx, 'import', again, async (run) => {
+    const flags = {
+      baseImage: opts.baseImage === true, azure, resume: opts.resume === true, overwrite: opts.overwrite === true,
+      signal: run.signal, onProgress: (p: Pick<PipelineProgress, 'bytesDone' | 'bytesSkipped' | 'bytesTotal'>) => run.update(pipelineView(p)),
+    };
+    if (remote === undefined) return importImage(blobs, image, ref, flags);
+    const { importToAzure } = await import('../azure-import.js');
+    return importToAzure(blobs, remote, image, ref, flags);
+  });
   ctx.emit(result, () => `imported ${image} (${result.imageFormat}, ${formatBytes(result.virtualSize)}) into ${result.blob} as ` +
     `${result.mode === 'base-image' ? 'a plaintext base image' : 'an archive (follows the account\'s encryption)'}: ` +
     `${formatBytes(result.bytesWritten)} written, ${formatBytes(result.bytesSkipped)} skipped` +
