@@ -10,7 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { BlobServiceClient } from '@azure/storage-blob';
+import {
+  AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, BlobServiceClient, generateAccountSASQueryParameters,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createImageWriter } from '../../lib/vhd/index.js';
@@ -192,6 +195,25 @@ describe('an account on the azure backend', () => {
     await ok('account', 'update', ACCOUNT, '--backend', 'azure');
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     await ok('status', DISK);
+  });
+
+  it('--sas-url: an account reached through an account SAS works too, and its signature is never shown', async () => {
+    const sas = generateAccountSASQueryParameters({
+      expiresOn: new Date(Date.now() + 3_600_000), permissions: AccountSASPermissions.parse('rwdlac'),
+      resourceTypes: AccountSASResourceTypes.parse('sco').toString(), services: AccountSASServices.parse('b').toString(),
+    }, new StorageSharedKeyCredential('other', accountKey)).toString();
+    const sasUrl = `http://127.0.0.1:${server.port}/other?${sas}`;
+    const signature = new URLSearchParams(sas).get('sig') ?? '';
+    const created = await vdcrypt(['--home', home, 'account', 'create', 'other', '--backend', 'azure', '--json'],
+      { env: { VDCRYPT_AZURE_SAS_URL: sasUrl } });
+    expect(created.code, created.stderr).toBe(0);
+    outputs.push(created);
+    expect(json<{ backend: unknown }>(created).backend).toMatchObject({ backend: 'azure', accountName: 'other', credentialType: 'sasUrl' });
+    await ok('container', 'create', 'other/disks');
+    await ok('blob', 'create', 'other/disks/d', '--size', '1M');
+    await ok('put', 'other/disks/d', '--offset', '4096', join(work, 'write.bin'));
+    expect((await ok('get', 'other/disks/d', '--offset', '4096', '--length', String(write.length))).stdoutBytes.equals(write)).toBe(true);
+    for (const r of outputs) expect(r.stdout + r.stderr).not.toContain(signature);
   });
 
   it('the connection string and account key never appeared in any output', () => {
