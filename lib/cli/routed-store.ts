@@ -12,9 +12,11 @@
  * never opens the local store, and vice versa). `close()` waits for every opened store to close. A selector
  * failure (a missing or malformed backend setting) rejects the call that needed it, with the selector's error.
  */
+import { fillByWrites } from '../blob/fill-fallback.js';
+import { DEFAULT_FILL_CONCURRENCY } from '../blob/page-blob-service.js';
 import {
   type BlobInfo, type BlobOrSnapshotRef, type BlobRef, type ContainerInfo, type CreateBlobOptions, type DiffResult,
-  type Metadata, type PageRange, type PageStore, type ReadResult, type SequenceNumberAction, type SnapshotRef,
+  type FillExtent, type FillOptions, type FillResult, type Metadata, type PageRange, type PageStore, type ReadResult, type SequenceNumberAction, type SnapshotRef,
   StoreError, type TaggedRange, type WriteConditions,
 } from '../store/index.js';
 import { describeValue } from '../errors.js';
@@ -101,6 +103,16 @@ export class RoutedPageStore implements PageStore {
 
   async writePages(ref: BlobRef, offset: number, data: Uint8Array, tag: number, conditions?: WriteConditions): Promise<void> {
     return (await this.#of(ref)).writePages(ref, offset, data, tag, conditions);
+  }
+
+  /**
+   * The target's bulk fill when it has one (the local store); otherwise the blob layer's writePages fallback,
+   * since a router must offer the method for every account once it offers it for one.
+   */
+  async fillPages(ref: BlobRef, extents: AsyncIterable<FillExtent>, options: FillOptions = {}): Promise<FillResult> {
+    const store = await this.#of(ref);
+    if (store.fillPages !== undefined) return store.fillPages(ref, extents, options);
+    return fillByWrites(store, ref, extents, options, DEFAULT_FILL_CONCURRENCY);
   }
 
   async clearPages(ref: BlobRef, offset: number, length: number, conditions?: WriteConditions): Promise<void> {
