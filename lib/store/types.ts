@@ -212,7 +212,9 @@ export interface PageStore {
    * and reported, then the fill rejects with that error (`signal.reason` for an abort).
    *
    * Buffers: the store may still be writing an extent's `data` after pulling the next one; a producer hands
-   * each buffer over and must not modify it until the fill settles.
+   * each buffer over and must not modify it until the fill settles. The stream is pulled while a batch holds
+   * the blob: it must not wait for calls on the same blob (a read queued behind a waiting writer would wait
+   * for the batch it is part of).
    *
    * Optional: a store without it is filled by a loop of {@link writePages} (the blob layer does this).
    */
