@@ -76,3 +76,15 @@ it('cleared plaintext pages leave no trace', async () => {
   await f.blobs.clearPages(ref, 0, 16 * PAGE);
   expect(await filesContaining('VDCRYPT-AT-REST-CLEARED-')).toEqual([]);
 });
+
+it('the bulk fill path (fillPages) keeps the same rule: encrypted extents never reach the disk as plaintext', async () => {
+  async function* extents(label: string): AsyncGenerator<{ offset: number; data: Uint8Array }> {
+    for (let i = 0; i < 4; i++) yield { offset: (256 + i * 64) * PAGE, data: marked(`${label}${i}`, 32) };
+  }
+  await f.blobs.fillPages(ref, extents('FILLSECRET'), { batchBytes: 64 * PAGE });
+  expect(await filesContaining('VDCRYPT-AT-REST-FILLSECRET')).toEqual([]);
+  await f.blobs.createBlob({ ...ref, blob: 'base' }, 4 * 1024 * 1024);
+  await f.blobs.fillPages({ ...ref, blob: 'base' }, extents('FILLBASE'), { mode: 'base-image' });
+  expect((await filesContaining('VDCRYPT-AT-REST-FILLBASE')).length).toBeGreaterThan(0);
+  expect(Buffer.from(await f.blobs.readRange(ref, 256 * PAGE, 32 * PAGE)).equals(marked('FILLSECRET0', 32))).toBe(true);
+});
