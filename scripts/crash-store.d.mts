@@ -9,6 +9,12 @@ export interface CrashSuiteResult {
   inFlightDropped: number;
   failures: number;
   refusedAfterFailure: number;
+  /** Fills acknowledged whole; their batches acknowledged by onBatch (`K` lines). */
+  fillsAcked: number;
+  fillBatchesAcked: number;
+  /** Fills in flight at a kill, found cut at an extent boundary; of them, cut past the last acknowledged batch. */
+  fillsCut: number;
+  fillsCutPastAck: number;
 }
 
 export function runCrashSuite(options: {

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Crash suite for LocalPageStore (issue 4). Each cycle starts scripts/crash-store-child.mjs on the same store
-// directory, lets it write, clear, resize and snapshot for a random moment, SIGKILLs it, reopens the store in
-// this process and checks:
+// directory, lets it write, clear, resize, snapshot and bulk-fill for a random moment, SIGKILLs it, reopens the
+// store in this process and checks:
 //   - the store opens (recovery runs by itself) and the blob equals the model of acknowledged operations,
-//     with the one operation in flight at the kill either fully applied or not at all;
+//     with the one operation in flight at the kill either fully applied or not at all; for a fill in flight,
+//     every batch acknowledged by onBatch is there and the rest is a prefix of its extents (no extent half
+//     there, none without those before it);
 //   - every allocated page's bytes carry its own page number and the tag the store reports (bytes and tag
 //     never disagree, no torn page), snapshots included, and known snapshots still hold their content;
 //   - unallocated pages are zeros in the raw data file (cleared pages and uncommitted writes were punched).
@@ -26,11 +28,18 @@ const FIU_CONFIG = [
   '-c', 'enable_random name=posix/io/rw/pwrite,probability=0.01',
 ];
 
-function apply(state, op) {
+/** The model after `op`; a fill only up to page `cut` (its extents ending at or before it). */
+function apply(state, op, cut = Infinity) {
   if (op.kind === 'create') return { pages: op.pages, content: new Map() };
   if (state === null) return null;
   const next = { pages: state.pages, content: new Map(state.content) };
   if (op.kind === 'write') for (let p = op.start; p < op.start + op.count; p++) next.content.set(p, { id: op.id, tag: op.tag });
+  if (op.kind === 'fill') {
+    for (const [start, count, tag] of op.extents) {
+      if (start + count > cut) break;
+      for (let p = start; p < start + count; p++) next.content.set(p, { id: op.id, tag });
+    }
+  }
   if (op.kind === 'clear') for (let p = op.start; p < op.start + op.count; p++) next.content.delete(p);
   if (op.kind === 'resize') {
     next.pages = op.pages;
@@ -148,7 +157,10 @@ export async function runCrashSuite({ cycles, dir, seed = Date.now() >>> 0, fiu 
   let model = null;
   const snapshots = new Map(); // id -> state at snapshot time
   let nextId = 1;
-  const totals = { acked: 0, inFlightApplied: 0, inFlightDropped: 0, failures: 0, refusedAfterFailure: 0 };
+  const totals = {
+    acked: 0, inFlightApplied: 0, inFlightDropped: 0, failures: 0, refusedAfterFailure: 0,
+    fillsAcked: 0, fillBatchesAcked: 0, fillsCut: 0, fillsCutPastAck: 0,
+  };
   for (let cycle = 0; cycle < cycles && violations.length === 0; cycle++) {
     const killAfterMs = Math.floor(random() * maxKillMs);
     const res = await runChild(dir, Math.floor(random() * 2 ** 32), nextId + 1, { killAfterMs, fiu });
@@ -157,6 +169,11 @@ export async function runCrashSuite({ cycles, dir, seed = Date.now() >>> 0, fiu 
       const [kind, rest, extra] = [line[0], line.slice(2).split(' ')[0], line.slice(2).split(' ')[1]];
       if (kind === 'B') {
         pending = JSON.parse(line.slice(2));
+        pending.ackedCut = 0;
+      } else if (kind === 'K' && pending !== null && Number(rest) === pending.id) {
+        // A durable batch of a fill: every extent ending at or before page `extra` must survive from now on.
+        pending.ackedCut = Number(extra);
+        totals.fillBatchesAcked++;
       } else if (kind === 'A' && pending !== null && Number(rest) === pending.id) {
         model = apply(model, pending);
         if (pending.kind === 'snapshot') {
@@ -164,6 +181,7 @@ export async function runCrashSuite({ cycles, dir, seed = Date.now() >>> 0, fiu 
           snapshots.set('?', model);
         }
         totals.acked++;
+        if (pending.kind === 'fill') totals.fillsAcked++;
         pending = null;
       } else if (kind === 'F') {
         totals.failures++;
@@ -190,9 +208,19 @@ export async function runCrashSuite({ cycles, dir, seed = Date.now() >>> 0, fiu 
       const actual = await readState(store, REF, violations, where);
       const withOp = pending === null ? model : apply(model, pending);
       const base = actual === null ? null : { pages: actual.pages, content: actual.content };
-      if (sameState(base, model)) {
+      // A fill cut by the kill: its acknowledged batches are there, and of the rest a prefix of its extents
+      // (batches commit in stream order, all or nothing), never a page of a later extent without the earlier.
+      const cuts = pending?.kind === 'fill'
+        ? [pending.ackedCut, ...pending.extents.map(([start, count]) => start + count).filter((c) => c > pending.ackedCut)]
+        : [];
+      const fillCut = cuts.find((c) => sameState(base, apply(model, pending, c)));
+      if (pending?.kind === 'fill' && fillCut !== undefined) {
+        model = apply(model, pending, fillCut);
+        totals.fillsCut++;
+        if (fillCut > pending.ackedCut) totals.fillsCutPastAck++;
+      } else if (pending?.kind !== 'fill' && sameState(base, model)) {
         if (pending !== null) totals.inFlightDropped++;
-      } else if (pending !== null && sameState(base, withOp)) {
+      } else if (pending !== null && pending.kind !== 'fill' && sameState(base, withOp)) {
         model = withOp;
         totals.inFlightApplied++;
       } else {

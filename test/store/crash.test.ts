@@ -1,5 +1,6 @@
 /**
- * The crash suite, bounded for `npm test`: >= 50 SIGKILL cycles of a child process writing to a LocalPageStore,
+ * The crash suite, bounded for `npm test`: >= 50 SIGKILL cycles of a child process writing (bulk fills included)
+ * to a LocalPageStore,
  * then a fault-injection run under fiu-run (fdatasync/fsync/pwrite failing at random inside the child's libc).
  * The long run is `VDCRYPT_CRASH_CYCLES=500 node scripts/crash-store.mjs`.
  */
@@ -25,6 +26,9 @@ describe('LocalPageStore crash suite', () => {
     expect(r.violations).toEqual([]);
     expect(r.acked).toBeGreaterThan(CYCLES);
     expect(r.inFlightApplied + r.inFlightDropped).toBeGreaterThan(0);
+    // Bulk fills ran, with batches acknowledged one by one (a fill cut by a kill is checked against them).
+    expect(r.fillsAcked).toBeGreaterThan(0);
+    expect(r.fillBatchesAcked).toBeGreaterThan(r.fillsAcked);
   }, 180_000);
 
   it.skipIf(!HAVE_FIU)('fsync / write failures (fiu-run) surface as rejections and lose nothing acknowledged', async () => {
