@@ -83,7 +83,7 @@ for (const kind of ['memory', 'local', 'fallback'] as const) {
 
     it('refuses snapshots; a disabled key refuses the fill, and stops one under way after what it wrote', async () => {
       const snapshot = await f.blobs.createSnapshot(ref);
-      await expectCode(f.blobs.fillPages({ ...ref, snapshot }, extents([0], 1)), 'OperationNotAllowedOnSnapshot', 400);
+      await expectCode(f.blobs.fillPages({ ...ref, snapshot } as BlobRef, extents([0], 1)), 'OperationNotAllowedOnSnapshot', 400);
       const { vault, key } = await useCustomerKey(f, 'acct1');
       await f.blobs.deleteSnapshot({ ...ref, snapshot });
       const seen: FillProgress[] = [];

@@ -33,7 +33,7 @@ async function contents(s: PageStore, n: number): Promise<Array<[number | null, 
 }
 
 function expected(n: number, specs: Spec[], base: Array<[number | null, number | null]> = []): Array<[number | null, number | null]> {
-  const out = Array.from({ length: n }, (_, p) => base[p] ?? [null, null]);
+  const out = Array.from({ length: n }, (_, p): [number | null, number | null] => base[p] ?? [null, null]);
   for (const s of specs) for (let p = s.start; p < s.start + s.count; p++) out[p] = [s.fill, s.tag];
   return out;
 }

@@ -1,7 +1,6 @@
 /**
- * The crash suite, bounded for `npm test`: >= 50 SIGKILL cycles of a child process writing (bulk fills included)
- * to a LocalPageStore,
- * then a fault-injection run under fiu-run (fdatasync/fsync/pwrite failing at random inside the child's libc).
+ * The crash suite, bounded for `npm test`: >= 50 SIGKILL cycles of a child process writing to a LocalPageStore
+ * (bulk fills included), then a fault-injection run under fiu-run (fdatasync/fsync/pwrite failing at random inside the child's libc).
  * The long run is `VDCRYPT_CRASH_CYCLES=500 node scripts/crash-store.mjs`.
  */
 import { spawnSync } from 'node:child_process';
