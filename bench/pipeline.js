@@ -21,7 +21,12 @@ function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
+/**
+ * Time `fn` after a `sync` (not timed): cp and qemu-img leave their output dirty in the page cache, and its
+ * writeback must not land in the next tool's time.
+ */
 function timed(fn) {
+  execFileSync('sync');
   const t = process.hrtime.bigint();
   fn();
   return Number(process.hrtime.bigint() - t) / 1e9;
@@ -51,6 +56,7 @@ async function writeSparseDynamicVhd(path, size, data) {
 
 /** Import `image` in a fresh child process; returns its figures. */
 function importInChild(home, image, what = 'import') {
+  execFileSync('sync'); // see timed()
   const started = process.hrtime.bigint();
   const out = execFileSync(process.execPath, [SELF, '--child', home, image, what], { encoding: 'utf8' });
   const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -189,7 +195,7 @@ export async function runPipelineSuite({ quick = false, log = () => {} } = {}) {
     ];
     const markdown = [
       `Medians of ${runs} run(s) in one temporary directory on the same disk; page cache not dropped (the source is warm ` +
-      'for every tool). The import is timed inside its child process (store and account already open) and is durable ' +
+      'for every tool), with a `sync` (not timed) before each tool so none pays for the writeback of another. The import is timed inside its child process (store and account already open) and is durable ' +
       '(PageBlobService.fillPages: an fdatasync and a SQLite commit per 64 MiB batch, not per 4 MiB Put Page); `cp` does not sync. Peak RSS: `process.resourceUsage().maxRSS` ' +
       'of the child, node itself included.',
       '',
