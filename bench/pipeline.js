@@ -10,27 +10,10 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GiB, MiB, TiB, median, timed } from './util.js';
 
-const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
-const TiB = 1024 ** 4;
 const SELF = fileURLToPath(import.meta.url);
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-/**
- * Time `fn` after a `sync` (not timed): cp and qemu-img leave their output dirty in the page cache, and its
- * writeback must not land in the next tool's time.
- */
-function timed(fn) {
-  execFileSync('sync');
-  const t = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
-}
 
 /** A fixed VHD: `bytes` of random data followed by its footer. */
 async function writeRandomFixedVhd(path, bytes) {

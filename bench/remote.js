@@ -18,10 +18,8 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { AccountService } from '../dist/lib/account/index.js';
 import { PageBlobService } from '../dist/lib/blob/index.js';
 import { AzurePageStore, sealExtents } from '../dist/lib/remote/index.js';
+import { GiB, MiB, TiB, median } from './util.js';
 
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
-const TiB = 1024 * GiB;
 const CHUNK = 4 * MiB;
 const CONCURRENCY = 8;
 const HOST = '127.0.0.1';
@@ -95,7 +93,6 @@ function* extentsOf(data, base = 0) {
   for (let at = 0; at < data.length; at += CHUNK) yield { offset: base + at, data: data.subarray(at, at + CHUNK) };
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x, d = 2) => x.toFixed(d);
 
 export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {

@@ -11,26 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { AccountService } from '../dist/lib/account/index.js';
 import { PageBlobService } from '../dist/lib/blob/index.js';
 import { LocalPageStore } from '../dist/lib/store/index.js';
+import { GiB, MiB, median, timed } from './util.js';
 
-const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
 const FILL_CHILD = fileURLToPath(new URL('./store-fill.js', import.meta.url));
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-/**
- * Time `fn` after a `sync` (not timed): cp and qemu-img leave their output dirty in the page cache, and its
- * writeback must not land in the next tool's time.
- */
-function timed(fn) {
-  execFileSync('sync');
-  const t = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
-}
 
 function writeRandomFile(path, bytes) {
   const fd = openSync(path, 'w');

@@ -13,13 +13,13 @@
 // Compiled code comes from dist/ (run `npx tsc -p tsconfig.build.json` first).
 //
 // usage: VDCRYPT_CRASH_CYCLES=500 node scripts/crash-blob.mjs
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ACCOUNT, BLOB_PAGES, REF, pagePlaintext, rng } from './crash-blob-model.mjs';
+import { runKilledChild } from './crash-child.mjs';
 
 const CHILD = fileURLToPath(new URL('./crash-blob-child.mjs', import.meta.url));
 const PAGE = 512;
@@ -100,28 +100,7 @@ async function readActual(home, violations, where) {
 }
 
 function runChild(home, seed, firstId, killAfterMs) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHILD, home, String(seed), String(firstId)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines = [];
-    let buf = '';
-    let stderr = '';
-    let timer;
-    child.stdout.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line === 'R' && timer === undefined) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-      }
-    });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ lines, code, signal, stderr });
-    });
-  });
+  return runKilledChild(process.execPath, [CHILD, home, String(seed), String(firstId)], killAfterMs);
 }
 
 export async function runBlobCrashSuite({ cycles, seed = Date.now() >>> 0, maxKillMs = 400, log = () => {} }) {

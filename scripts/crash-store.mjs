@@ -13,12 +13,12 @@
 //
 // usage: VDCRYPT_CRASH_CYCLES=500 node scripts/crash-store.mjs [dir]
 //        VDCRYPT_CRASH_FIU=1 adds fault injection (fiu-run: fdatasync/fsync/pwrite fail at random)
-import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readSync, closeSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { runKilledChild } from './crash-child.mjs';
 import { pageBytes, REF, rng } from './crash-store-model.mjs';
 
 const CHILD = fileURLToPath(new URL('./crash-store-child.mjs', import.meta.url));
@@ -120,31 +120,9 @@ function checkRawZeros(dir, state, violations) {
 }
 
 function runChild(dir, seed, firstId, { killAfterMs, fiu }) {
-  return new Promise((resolve) => {
-    const args = [CHILD, dir, String(seed), String(firstId)];
-    const child = fiu ? spawn('fiu-run', ['-x', ...FIU_CONFIG, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines = [];
-    let buf = '';
-    let stderr = '';
-    let timer;
-    child.stdout.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        lines.push(line);
-        if (line === 'R' && timer === undefined) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-      }
-    });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (buf.length > 0) lines.push(buf); // a partial last line is ignored by the parser below
-      resolve({ lines, code, signal, stderr });
-    });
-  });
+  const args = [CHILD, dir, String(seed), String(firstId)];
+  return fiu ? runKilledChild('fiu-run', ['-x', ...FIU_CONFIG, process.execPath, ...args], killAfterMs)
+    : runKilledChild(process.execPath, args, killAfterMs);
 }
 
 export async function runCrashSuite({ cycles, dir, seed = Date.now() >>> 0, fiu = false, maxKillMs = 400, log = () => {} }) {

@@ -14,16 +14,13 @@
  */
 import { blobName, type PageBlobService, type WriteMode } from '../blob/index.js';
 import {
-  checkpointMetadata, resumeOffset, sourceIdentity, withoutCheckpoint,
-} from '../pipeline/checkpoint.js';
-import { type ImportMode, type ImportResult, PipelineError } from '../pipeline/index.js';
+  checkpointMetadata, type ImportMode, type ImportResult, PipelineError, planImport, resumeOffset, sourceIdentity,
+  withoutCheckpoint,
+} from '../pipeline/index.js';
 import type { AzurePageStore, UploadProgress } from '../remote/index.js';
 import { sealExtents } from '../remote/index.js';
 import { type BlobRef, type Metadata, StoreError } from '../store/index.js';
-import {
-  type AzureSizeMode, azureFixedSize, type DiskImage, encodeFooter, FOOTER_SIZE, MAX_CHUNK_SIZE, openImage,
-  toAzureFixedFooter,
-} from '../vhd/index.js';
+import { type AzureSizeMode, FOOTER_SIZE, MAX_CHUNK_SIZE, openImage } from '../vhd/index.js';
 
 const MS_PER_S = 1000;
 
@@ -40,23 +37,6 @@ export interface AzureImportOptions {
 export interface AzureImportResult extends ImportResult {
   backend: 'azure';
   requests: number;
-}
-
-interface Plan {
-  virtualSize: number;
-  blobSize: number;
-  footer: Uint8Array | null;
-}
-
-/** lib/pipeline/import.ts planImport: the blob size and the footer page the image becomes. */
-function planImport(image: DiskImage, azure: AzureSizeMode | undefined): Plan {
-  const size = azure === undefined ? image.virtualSize : azureFixedSize(image.virtualSize, azure);
-  if (image.footer !== undefined) {
-    const footer = toAzureFixedFooter(image.footer, size === image.virtualSize ? {} : { virtualSize: size });
-    return { virtualSize: size, blobSize: size + FOOTER_SIZE, footer };
-  }
-  if (azure === undefined) return { virtualSize: size, blobSize: size, footer: null };
-  return { virtualSize: size, blobSize: size + FOOTER_SIZE, footer: encodeFooter({ diskType: 'fixed', virtualSize: size }) };
 }
 
 export async function importToAzure(blobs: PageBlobService, store: AzurePageStore, imagePath: string, ref: BlobRef,

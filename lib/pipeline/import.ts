@@ -84,13 +84,18 @@ export interface ImportResult {
   throughput: number;
 }
 
-interface Plan {
+/** What an image becomes as a page blob: its size and the fixed-VHD footer page, if any. */
+export interface ImportPlan {
   virtualSize: number;
   blobSize: number;
   footer: Uint8Array | null;
 }
 
-function planImport(image: DiskImage, azure: AzureSizeMode | undefined): Plan {
+/**
+ * The blob an image becomes: a VHD (or, with `azure`, any image) becomes virtual size + 512 with the Azure
+ * fixed footer in its last page; a raw image without `azure` keeps its exact size and no footer.
+ */
+export function planImport(image: DiskImage, azure: AzureSizeMode | undefined): ImportPlan {
   const size = azure === undefined ? image.virtualSize : azureFixedSize(image.virtualSize, azure);
   if (image.footer !== undefined) {
     const footer = toAzureFixedFooter(image.footer, size === image.virtualSize ? {} : { virtualSize: size });
