@@ -1,5 +1,6 @@
 /** Page blobs with Storage Service Encryption on any PageStore. */
 export { BlobError, type BlobErrorCode } from './errors.js';
+export { fillByWrites } from './fill-fallback.js';
 export { blobName, encryptionStatus } from './encryption-status.js';
 export {
   DEFAULT_FILL_CONCURRENCY, type FillPagesOptions, PageBlobService, type PutPagesOptions, type WriteMode,

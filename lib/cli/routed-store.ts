@@ -12,8 +12,7 @@
  * never opens the local store, and vice versa). `close()` waits for every opened store to close. A selector
  * failure (a missing or malformed backend setting) rejects the call that needed it, with the selector's error.
  */
-import { fillByWrites } from '../blob/fill-fallback.js';
-import { DEFAULT_FILL_CONCURRENCY } from '../blob/page-blob-service.js';
+import { DEFAULT_FILL_CONCURRENCY, fillByWrites } from '../blob/index.js';
 import {
   type BlobInfo, type BlobOrSnapshotRef, type BlobRef, type ContainerInfo, type CreateBlobOptions, type DiffResult,
   type FillExtent, type FillOptions, type FillResult, type Metadata, type PageRange, type PageStore, type ReadResult, type SequenceNumberAction, type SnapshotRef,
