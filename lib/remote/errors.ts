@@ -39,6 +39,15 @@ export function isDefiniteRefusal(err: unknown): boolean {
   return status !== undefined && status >= 400 && status < 500 && status !== 408;
 }
 
+/** Await a request, treating 404 (already gone) as success. */
+export async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (azureStatus(err) !== 404) throw err;
+  }
+}
+
 /** A StoreError for a failed Azure request; `what` names the operation and object for the message. */
 export function toStoreError(err: unknown, what: string): StoreError | TypeError | RangeError {
   if (err instanceof StoreError || err instanceof TypeError || err instanceof RangeError) return err;

@@ -2,7 +2,7 @@
  * The companion state of a page blob on Azure: what the local store keeps beside each page (its tag and the
  * version of the write that produced it), plus the write-ahead records that make a data upload and its tag
  * commit look atomic. Stored as JSON in the block blob `<blob>.vdcrypt-state`; pure functions here, the
- * requests in azure-store.ts.
+ * requests in state-store.ts (the state blob), pages.ts and recovery.ts (the protocol, azure-store.ts header).
  *
  *   { "format": 1, "version": 12,
  *     "runs":    [[start, end, tag, version], ...],         committed pages, half-open page runs (ranges.ts)

@@ -19,12 +19,10 @@
  */
 import { randomUUID } from 'node:crypto';
 
-import type { PageBlobClient } from '@azure/storage-blob';
-
 import { describeValue } from '../errors.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
 import * as v from '../store/validate.js';
-import type { LoadedState } from './azure-store.js';
+import type { SettledBlob } from './state-store.js';
 import {
   type BlobState, commitWrite, dropPending, isDone, markDone, md5Base64, type PendingWrite,
 } from './state.js';
@@ -72,13 +70,6 @@ export interface UploadOptions {
 export const DEFAULT_UPLOAD_CONCURRENCY = 8;
 export const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
 
-/** What the store hands the upload: the page blob, its settled state, and the state writer (ETag-checked). */
-export interface UploadContext {
-  client: PageBlobClient;
-  loaded: LoadedState;
-  save(mutate: (s: BlobState) => void): Promise<void>;
-}
-
 interface Chunk {
   start: number;
   end: number;
@@ -86,7 +77,8 @@ interface Chunk {
   tag: number;
 }
 
-export async function runUpload(ctx: UploadContext, source: ExtentSource, options: UploadOptions): Promise<UploadResult> {
+/** Run one upload on `ctx`: the page blob, its settled state and the state writer the store hands over. */
+export async function runUpload(ctx: SettledBlob, source: ExtentSource, options: UploadOptions): Promise<UploadResult> {
   const concurrency = v.checkInteger('concurrency', options.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY, 64);
   if (concurrency < 1) throw new RangeError('concurrency must be at least 1');
   const batchBytes = Math.max(MAX_WRITE_BYTES, v.checkInteger('batchBytes', options.batchBytes ?? DEFAULT_BATCH_BYTES));

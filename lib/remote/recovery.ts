@@ -1,0 +1,53 @@
+/**
+ * Crash recovery: settle the write-ahead records an interrupted call left in a blob's state (azure-store.ts
+ * header), on first access after the crash, under the blob's lock, before anything else. One state write
+ * settles them all and bumps the version:
+ *
+ *   pending write  → download its pages, compare MD5: equal → commit its tag (and mark an upload chunk done);
+ *                    else drop it (Put Page is atomic per request: the old bytes are still there)
+ *   pending clear  → pages Azure reports unallocated (Get Page Ranges) leave the runs; the rest keep their tag
+ *   pending shrink → runs are cut at the size Azure reports
+ */
+import type { PageBlobClient } from '@azure/storage-blob';
+
+import { PAGE_SIZE } from '../store/index.js';
+import { mergeSpans, spansOfAzure, subtractSpans } from './spans.js';
+import {
+  applyClear, applyShrink, type BlobState, commitWrite, dropPending, markDone, md5Base64, pendingKey,
+} from './state.js';
+
+/**
+ * Settle `state`'s pending records against what `client` (the page blob) now holds; `save` writes the state
+ * blob (ETag-checked, re-applied to a fresher state if someone else wrote it).
+ */
+export async function recover(client: PageBlobClient, state: BlobState,
+  save: (mutate: (s: BlobState) => void) => Promise<void>): Promise<void> {
+  const size = (await client.getProperties()).contentLength ?? 0;
+  const unallocated: { start: number; end: number }[] = [];
+  for (const c of state.clears) {
+    const end = Math.min(c.end, size / PAGE_SIZE);
+    if (end <= c.start) continue;
+    const azure = spansOfAzure((await client.getPageRanges(c.start * PAGE_SIZE, (end - c.start) * PAGE_SIZE)).pageRange ?? []);
+    unallocated.push(...subtractSpans([{ start: c.start, end }], azure));
+  }
+  const landed = new Set<string>();
+  for (const p of state.pending) {
+    if (p.end * PAGE_SIZE > size) continue;
+    const bytes = await client.downloadToBuffer(p.start * PAGE_SIZE, (p.end - p.start) * PAGE_SIZE);
+    if (md5Base64(bytes) === p.md5) landed.add(pendingKey(p));
+  }
+  const settled = [...state.pending];
+  await save((st) => {
+    if (st.resize !== undefined) applyShrink(st, size / PAGE_SIZE);
+    delete st.resize;
+    for (const u of mergeSpans(unallocated.sort((a, b) => a.start - b.start))) applyClear(st, u.start, u.end);
+    st.clears = [];
+    st.version++;
+    for (const p of st.pending) {
+      if (!landed.has(pendingKey(p))) continue;
+      commitWrite(st, p.start, p.end, p.tag, st.version);
+      if (p.upload === true) markDone(st, p.start, p.end);
+    }
+    dropPending(st, settled);
+  });
+}
