@@ -7,11 +7,13 @@
 import { describe, expect, it } from 'vitest';
 
 import { type FillExtent, type FillProgress, PAGE_SIZE, type PageStore, StoreError } from '../../lib/store/index.js';
-import { expectStoreError, pages, type StoreFactory } from './conformance.js';
+import { expectStoreError, pages, type StoreFactory, withStore as withStoreOf } from './conformance.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const ref = { account: 'acct', container: 'disks', blob: 'fill.vhd' };
+const withStore = (factory: StoreFactory, fn: (store: PageStore) => Promise<void>): Promise<void> =>
+  withStoreOf(factory, fn, ref);
 
 /** Extent i: `count` pages at page `start`, every byte `fill`, tag `tag`. */
 interface Spec { start: number; count: number; fill: number; tag: number }
@@ -38,15 +40,6 @@ function expected(n: number, specs: Spec[], base: Array<[number | null, number |
   return out;
 }
 
-async function withStore(factory: StoreFactory, fn: (store: PageStore) => Promise<void>): Promise<void> {
-  const f = await factory();
-  try {
-    await f.store.createContainer(ref.account, ref.container);
-    await fn(f.store);
-  } finally {
-    await f.dispose();
-  }
-}
 
 /**
  * `batchesExcludeWriters`: a store whose batches span several extents holds other writers off until the batch

@@ -30,10 +30,12 @@ export async function expectStoreError(p: Promise<unknown>, code: string, status
   if (status !== undefined) expect((e as StoreError).status).toBe(status);
 }
 
-async function withStore(factory: StoreFactory, fn: (store: PageStore) => Promise<void>): Promise<void> {
+/** Run `fn` on a fresh store from `factory` with the container of `where` created, then dispose of it. */
+export async function withStore(factory: StoreFactory, fn: (store: PageStore) => Promise<void>,
+  where: { account: string; container: string } = ref): Promise<void> {
   const f = await factory();
   try {
-    await f.store.createContainer(ref.account, ref.container);
+    await f.store.createContainer(where.account, where.container);
     await fn(f.store);
   } finally {
     await f.dispose();
