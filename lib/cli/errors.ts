@@ -74,7 +74,9 @@ export function describeError(error: unknown): ErrorReport {
   const errno = error as NodeJS.ErrnoException | null;
   if (errno !== null && typeof errno === 'object' && typeof errno.code === 'string' && typeof errno.message === 'string') {
     // File-system failures on paths the user named (ENOENT, EACCES, EISDIR...).
-    return { code: errno.code, status: errno.code === 'ENOENT' ? STATUS_NOT_FOUND : 500, message: errno.message, expected: true };
+    // Node's message repeats the code ("ENOENT: no such file or directory, open '/x'"); keep the rest.
+    const message = errno.message.startsWith(`${errno.code}: `) ? errno.message.slice(errno.code.length + 2) : errno.message;
+    return { code: errno.code, status: errno.code === 'ENOENT' ? STATUS_NOT_FOUND : 500, message, expected: true };
   }
   const message = error instanceof Error ? error.message : String(error);
   return { code: 'InternalError', status: 500, message, expected: false };
