@@ -2,8 +2,8 @@
  * Bulk upload of extents to an Azure page blob: what `az storage blob upload --type page` does, with vdcrypt's
  * tags and crash safety (azure-store.ts header).
  *
- *   source extents ──▶ split into ≤ 4 MiB chunks, all-zero pages dropped (they stay unallocated)
- *        │                 (chunks the checkpoint lists as done are skipped when resuming)
+ *   source extents ──▶ split into ≤ 4 MiB chunks, MD5 of each; plaintext (tag 0) all-zero pages dropped
+ *        │                 (they stay unallocated; chunks the checkpoint lists as done are skipped when resuming)
  *        ▼
  *   batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, md5}   (state blob)
  *        ▼
@@ -11,7 +11,11 @@
  *        ▼
  *   batch settled ──▶ 1 commit: pending -= chunks that landed; runs[chunk] = (tag, v); checkpoint.done += chunk
  *
- * The intent of batch k+1 is written while batch k's last chunks are still in flight, so the pipe stays full.
+ * Batches are prepared one ahead: while batch k's Put Pages are being issued, batch k+1 is read, hashed and
+ * its intent written, so its first request goes out as soon as a slot of batch k frees (no stall at batch
+ * boundaries); at most batches k (in flight), k+1 (announced) and k+2 (being read) are held at once.
+ * Pages with a tag >= 1 are ciphertext: the seal step (seal.ts) dropped all-zero plaintext pages before
+ * encrypting, and an all-zero ciphertext page is still data, so those extents are sent without a zero scan.
  * All chunks of one upload carry one write version. When the upload stops (Azure unreachable, a refusal), the
  * state keeps the checkpoint and the intents of the chunks in doubt; the next access settles those by MD5 (a
  * chunk that landed is committed and counted done), and `resume: true` with the same source sends only what
@@ -69,12 +73,15 @@ export interface UploadOptions {
 
 export const DEFAULT_UPLOAD_CONCURRENCY = 8;
 export const DEFAULT_BATCH_BYTES = 32 * 1024 * 1024;
+const PLAINTEXT_TAG = 0;
 
 interface Chunk {
   start: number;
   end: number;
   data: Uint8Array;
   tag: number;
+  /** Base64 MD5 of `data`, taken as the chunk is batched (spread between requests, not one block per batch). */
+  md5: string;
 }
 
 /** Run one upload on `ctx`: the page blob, its settled state and the state writer the store hands over. */
@@ -107,10 +114,8 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   const settled: Promise<void>[] = [];
   let failure: { err: unknown } | undefined;
 
-  const flush = async (batch: Chunk[]): Promise<void> => {
-    if (batch.length === 0 || failure !== undefined) return;
-    const entries: PendingWrite[] = batch.map((c) => ({ start: c.start, end: c.end, tag: c.tag, md5: md5Base64(c.data), upload: true }));
-    await stateWrite((s) => { s.pending.push(...entries.map((e) => ({ ...e }))); });
+  // Issue a batch's Put Pages once its intent has landed; its commit is queued when they all settle.
+  const issue = async (batch: Chunk[], entries: PendingWrite[]): Promise<void> => {
     const landed: number[] = [];
     const uploads: Promise<void>[] = [];
     for (let i = 0; i < batch.length && failure === undefined; i++) {
@@ -149,6 +154,23 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
     }));
   };
 
+  // The issuing of the batches handed over so far, in order.
+  let issuing: Promise<void> = Promise.resolve();
+  /** Announce a batch now, queue its issuing after the previous batch's, and wait until that one is issued. */
+  const flush = async (batch: Chunk[]): Promise<void> => {
+    if (batch.length === 0 || failure !== undefined) return;
+    const entries: PendingWrite[] = batch.map((c) => ({ start: c.start, end: c.end, tag: c.tag, md5: c.md5, upload: true }));
+    const intent = stateWrite((s) => { s.pending.push(...entries.map((e) => ({ ...e }))); });
+    const previous = issuing;
+    issuing = previous.then(async () => {
+      await intent;
+      if (failure === undefined) await issue(batch, entries);
+    }).catch((err: unknown) => {
+      failure ??= { err };
+    });
+    await previous;
+  };
+
   try {
     let batch: Chunk[] = [];
     let batched = 0;
@@ -162,7 +184,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
           stats.bytesResumed += chunk.data.length;
           continue;
         }
-        batch.push(chunk);
+        batch.push({ ...chunk, md5: md5Base64(chunk.data) });
         batched += chunk.data.length;
         if (batched >= batchBytes) {
           const full = batch;
@@ -176,6 +198,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   } catch (err) {
     failure ??= { err };
   }
+  await issuing;
   await Promise.all(settled);
   await chain;
   if (failure !== undefined) throw failure.err;
@@ -192,12 +215,23 @@ function checkExtent(extent: UploadExtent, lastEnd: number): void {
   if (offset < lastEnd) throw new RangeError(`extents must ascend without overlap: offset ${offset} < previous end ${lastEnd}`);
 }
 
-/** The non-zero page runs of an extent, cut into ≤ 4 MiB chunks; zero pages are counted in `stats`. */
-function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Chunk> {
+/**
+ * An extent cut into ≤ 4 MiB chunks (without their MD5 yet): for plaintext (tag 0) only its non-zero page
+ * runs, the zero pages counted in `stats`; ciphertext (tag >= 1) whole (see the header).
+ */
+function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'md5'>> {
   const first = extent.offset / PAGE_SIZE;
-  for (const r of nonZeroRuns(extent.data, MAX_WRITE_BYTES / PAGE_SIZE, (n) => { stats.bytesSkipped += n * PAGE_SIZE; })) {
+  const maxPages = MAX_WRITE_BYTES / PAGE_SIZE;
+  const runs = extent.tag === PLAINTEXT_TAG
+    ? nonZeroRuns(extent.data, maxPages, (n) => { stats.bytesSkipped += n * PAGE_SIZE; })
+    : wholeRuns(extent.data.length / PAGE_SIZE, maxPages);
+  for (const r of runs) {
     yield { start: first + r.start, end: first + r.end, data: extent.data.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: extent.tag };
   }
+}
+
+function* wholeRuns(pages: number, maxPages: number): Generator<{ start: number; end: number }> {
+  for (let start = 0; start < pages; start += maxPages) yield { start, end: Math.min(pages, start + maxPages) };
 }
 
 /** A counting semaphore. */

@@ -100,6 +100,16 @@ describe('a plain Azure client sees exactly the stored bytes', () => {
     const listed = (await plainClient(server, 'acct').getContainerClient('disks').listBlobsFlat().byPage().next()).value;
     expect(listed.segment.blobItems.map((b: { name: string }) => b.name)).toEqual(['os.vhd', `os.vhd${STATE_SUFFIX}`]);
   });
+
+  it('bulk upload: plaintext zero pages are skipped, ciphertext pages (tag >= 1) are sent even when all zero', async () => {
+    await blobs.createBlob(ref, 8 * MiB);
+    const zeros = Buffer.alloc(MiB);
+    const result = await store.uploadExtents(ref, [
+      { offset: 0, data: zeros, tag: 0 }, { offset: 2 * MiB, data: zeros, tag: 1 },
+    ], { batchBytes: 4 * MiB });
+    expect(result).toMatchObject({ bytesSent: MiB, bytesSkipped: MiB, requests: 1 });
+    expect(await store.listRanges(ref)).toEqual([{ start: 2 * MiB, end: 3 * MiB - 1, tag: 1 }]);
+  });
 });
 
 describe('VHD import in base-image mode', () => {
