@@ -40,6 +40,12 @@ export interface UploadExtent {
   data: Uint8Array;
   /** Store tag of these pages (0 plaintext, g >= 1 AEK generation g in the blob layer). */
   tag: number;
+  /**
+   * Called once when the upload no longer reads `data` (each of its chunks sent, refused, or skipped on
+   * resume), so the producer may reuse the buffer. Not called for an extent whose chunks were not all issued
+   * because the upload stopped: that buffer is left to the garbage collector.
+   */
+  release?: () => void;
 }
 
 export type ExtentSource = AsyncIterable<UploadExtent> | Iterable<UploadExtent>;
@@ -82,6 +88,26 @@ interface Chunk {
   tag: number;
   /** Base64 MD5 of `data`, taken as the chunk is batched (spread between requests, not one block per batch). */
   md5: string;
+  /** The extent's hold on its buffer: one per chunk not yet settled. */
+  hold: Hold;
+}
+
+/** Counts the uses of an extent's buffer; calls its `release` when the last one ends. */
+class Hold {
+  #left = 1;
+  readonly #release: (() => void) | undefined;
+
+  constructor(release: (() => void) | undefined) {
+    this.#release = release;
+  }
+
+  take(): void {
+    this.#left++;
+  }
+
+  drop(): void {
+    if (--this.#left === 0) this.#release?.();
+  }
 }
 
 /** Run one upload on `ctx`: the page blob, its settled state and the state writer the store hands over. */
@@ -135,7 +161,10 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
         options.onProgress?.({ ...stats });
       }, (err: unknown) => {
         failure ??= { err };
-      }).finally(() => slots.release()));
+      }).finally(() => {
+        c.hold.drop();
+        slots.release();
+      }));
     }
     settled.push(Promise.all(uploads).then(async () => {
       if (landed.length === 0) return;
@@ -179,12 +208,17 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
       if (failure !== undefined) break;
       checkExtent(extent, lastEnd);
       lastEnd = extent.offset + extent.data.length;
+      if (extent.release !== undefined && typeof extent.release !== 'function') {
+        throw new TypeError(`extent release must be a function, got ${describeValue(extent.release)}`);
+      }
+      const hold = new Hold(extent.release);
       for (const chunk of chunksOf(extent, stats)) {
         if (isDone(doneAtStart, chunk.start, chunk.end)) {
           stats.bytesResumed += chunk.data.length;
           continue;
         }
-        batch.push({ ...chunk, md5: md5Base64(chunk.data) });
+        hold.take();
+        batch.push({ ...chunk, md5: md5Base64(chunk.data), hold });
         batched += chunk.data.length;
         if (batched >= batchBytes) {
           const full = batch;
@@ -193,6 +227,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
           await flush(full);
         }
       }
+      hold.drop();
     }
     await flush(batch);
   } catch (err) {
@@ -219,7 +254,7 @@ function checkExtent(extent: UploadExtent, lastEnd: number): void {
  * An extent cut into ≤ 4 MiB chunks (without their MD5 yet): for plaintext (tag 0) only its non-zero page
  * runs, the zero pages counted in `stats`; ciphertext (tag >= 1) whole (see the header).
  */
-function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'md5'>> {
+function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'md5' | 'hold'>> {
   const first = extent.offset / PAGE_SIZE;
   const maxPages = MAX_WRITE_BYTES / PAGE_SIZE;
   const runs = extent.tag === PLAINTEXT_TAG
