@@ -242,8 +242,7 @@ export class PageBlobService {
     const pages = end - start <= MAX_READ_BYTES
       ? await this.store.readPages(ref, start, end - start)
       : await this.#readWide(ref, start, end);
-    const data = new Uint8Array(pages.data.length);
-    data.set(pages.data);
+    const data = pages.data; // a fresh buffer the store hands over (ReadResult.data): decrypted in place
     const ciphers = await this.ciphersFor(ref.account, pages.ranges);
     for (const range of pages.ranges) {
       if (range.tag === PLAINTEXT_TAG) continue;

@@ -113,7 +113,7 @@ export interface WriteConditions {
 }
 
 export interface ReadResult {
-  /** The requested bytes; unallocated pages read as zeros. */
+  /** The requested bytes; unallocated pages read as zeros. A fresh buffer that belongs to the caller. */
   data: Uint8Array;
   /** Allocated pages overlapping the window, whole pages, merged by tag. */
   ranges: TaggedRange[];

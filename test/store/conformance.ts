@@ -247,7 +247,7 @@ export function describeConformance(name: string, factory: StoreFactory): void {
       }
     });
 
-    t('iterateRanges yields the same as listRanges; writes copy the caller buffer', async (s) => {
+    t('iterateRanges yields the same as listRanges; writes copy the caller buffer, reads hand theirs over', async (s) => {
       await s.createBlob(ref, 4 * MiB);
       for (let i = 0; i < 300; i++) await s.writePages(ref, i * 2 * PAGE_SIZE, pages(1, i % 250), i % 3);
       const listed = await s.listRanges(ref);
@@ -260,6 +260,10 @@ export function describeConformance(name: string, factory: StoreFactory): void {
       buf.fill(1);
       await p;
       expect((await s.readPages(ref, PAGE_SIZE, 1)).data[0]).toBe(9);
+      // Reads hand over their buffer: changing it changes nothing stored (the blob layer decrypts in place).
+      const read = await s.readPages(ref, PAGE_SIZE, PAGE_SIZE);
+      read.data.fill(7);
+      expect((await s.readPages(ref, PAGE_SIZE, PAGE_SIZE)).data[0]).toBe(9);
     });
 
     t('close: later calls reject with StoreClosed', async (s) => {
