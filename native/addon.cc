@@ -121,13 +121,20 @@ struct SectorArgs {
   size_t bytes = 0;
   size_t sector_bytes = 0;
   uint64_t first = 0;
+  napi_value src_value = nullptr;  // the JS views, for async calls to hold on to
+  napi_value dst_value = nullptr;
 };
 
 bool parse_sector_args(napi_env env, napi_callback_info info, SectorArgs* a) {
   size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return false;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) {
+    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_get_cb_info failed");
+    return false;
+  }
   if (argc != 6) return type_error(env, "ERR_VDCRYPT_ARGS", "expected 6 arguments"), false;
+  a->src_value = argv[2];
+  a->dst_value = argv[3];
   a->key = get_key(env, argv[0]);
   if (a->key == nullptr) return false;
   bool encrypt = true;
@@ -361,9 +368,6 @@ napi_value CryptAsync(napi_env env, napi_callback_info info) {
     napi_resolve_deferred(env, deferred, undefined);
     return promise;
   }
-  size_t argc = 6;
-  napi_value argv[6];
-  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   AsyncCall* call = new (std::nothrow) AsyncCall();
   if (call == nullptr) return plain_error(env, "ERR_VDCRYPT_NOMEM", "out of memory");
   std::memcpy(&call->schedule, &a.key->schedule, sizeof(KeySchedule));
@@ -378,8 +382,8 @@ napi_value CryptAsync(napi_env env, napi_callback_info info) {
   call->chunks.resize(workers);
   napi_value resource_name;
   VD_CALL(env, napi_create_string_utf8(env, "vdcrypt:xts", NAPI_AUTO_LENGTH, &resource_name));
-  bool ok = napi_create_reference(env, argv[2], 1, &call->src_ref) == napi_ok &&
-            napi_create_reference(env, argv[3], 1, &call->dst_ref) == napi_ok;
+  bool ok = napi_create_reference(env, a.src_value, 1, &call->src_ref) == napi_ok &&
+            napi_create_reference(env, a.dst_value, 1, &call->dst_ref) == napi_ok;
   size_t start = 0;
   for (size_t i = 0; ok && i < workers; ++i) {
     Chunk& c = call->chunks[i];

@@ -39,11 +39,9 @@ inline __m128i schedule_odd(__m128i prev, __m128i assist) {
 void expand_aes256(const uint8_t key[kAes256KeyBytes], __m128i rk[kAes256Rounds + 1]) {
   rk[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
   rk[1] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key + 16));
-#define VDCRYPT_KEY_STEP(i, rcon)                                                    \
-  rk[i] = schedule_even(rk[(i)-2], _mm_aeskeygenassist_si128(rk[(i)-1], rcon));      \
-  if ((i) + 1 <= kAes256Rounds) {                                                    \
-    rk[(i) + 1] = schedule_odd(rk[(i)-1], _mm_aeskeygenassist_si128(rk[i], 0x00));   \
-  }
+#define VDCRYPT_KEY_STEP(i, rcon)                                                  \
+  rk[i] = schedule_even(rk[(i)-2], _mm_aeskeygenassist_si128(rk[(i)-1], rcon));    \
+  rk[(i) + 1] = schedule_odd(rk[(i)-1], _mm_aeskeygenassist_si128(rk[i], 0x00));
   VDCRYPT_KEY_STEP(2, 0x01)
   VDCRYPT_KEY_STEP(4, 0x02)
   VDCRYPT_KEY_STEP(6, 0x04)
