@@ -1,16 +1,10 @@
-// Shared by the blob crash-suite parent and child: names, page contents, a PRNG.
+// Shared by the blob crash-suite parent and child: names and page contents (the PRNG is the store suite's).
+export { rng } from './crash-store-model.mjs';
+
 export const ACCOUNT = 'crashacct';
 export const REF = { account: ACCOUNT, container: 'disks', blob: 'disk' };
 export const BLOB_PAGES = 512;
 const MAGIC = 0x5eed0b1b;
-
-export function rng(seed) {
-  let x = (seed >>> 0) || 0x9e3779b9;
-  return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
 
 /** The plaintext that operation `id` writes to `page`: a header naming both, then noise derived from them. */
 export function pagePlaintext(id, page) {
