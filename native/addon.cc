@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <thread>
@@ -486,6 +487,67 @@ napi_value MeasureClockGhz(napi_env env, napi_callback_info) {
   return v;
 }
 
+// ---- memory for direct I/O -----------------------------------------------------------------------------------
+
+constexpr size_t kIoAlignment = 4096;                  // covers every logical block size O_DIRECT asks for
+constexpr size_t kMaxAlignedBytes = size_t{1} << 30;   // one buffer; the callers use a few MiB
+
+void free_aligned(napi_env env, void* data, void* hint) {
+  const int64_t bytes = static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint));
+  free(data);
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, -bytes, &ignored);
+}
+
+// alignedBuffer(bytes) -> a zero-filled Buffer whose first byte sits on a 4096-byte boundary, so that the file
+// layer can hand it to O_DIRECT writes. Freed by its finalizer; its size counts as external memory for the GC.
+napi_value AlignedBuffer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  double requested = 0;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &requested) != napi_ok) {
+    return type_error(env, "ERR_VDCRYPT_ARG", "alignedBuffer(bytes) expects a number");
+  }
+  if (!(requested >= 1 && requested <= static_cast<double>(kMaxAlignedBytes)) || requested != static_cast<double>(static_cast<size_t>(requested))) {
+    return range_error(env, "ERR_VDCRYPT_ARG", "alignedBuffer(bytes) takes a whole number from 1 to 2^30");
+  }
+  const size_t bytes = static_cast<size_t>(requested);
+  const size_t rounded = (bytes + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
+  void* data = nullptr;
+  if (posix_memalign(&data, kIoAlignment, rounded) != 0 || data == nullptr) {
+    return plain_error(env, "ERR_VDCRYPT_NO_MEMORY", "could not allocate an aligned buffer");
+  }
+  std::memset(data, 0, rounded);
+  napi_value buffer;
+  if (napi_create_external_buffer(env, bytes, data, free_aligned, reinterpret_cast<void*>(static_cast<uintptr_t>(rounded)), &buffer) != napi_ok) {
+    free(data);
+    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_create_external_buffer failed");
+    return nullptr;
+  }
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, static_cast<int64_t>(rounded), &ignored);
+  return buffer;
+}
+
+// addressAlignment(view) -> the largest power of two (up to 4096) that divides the address of view's first byte.
+napi_value AddressAlignment(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  uint8_t* data = nullptr;
+  size_t len = 0;
+  if (argc < 1 || !get_bytes(env, argv[0], &data, &len)) {
+    return type_error(env, "ERR_VDCRYPT_ARG", "addressAlignment(view) expects a Uint8Array");
+  }
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(data);
+  uint32_t alignment = 1;
+  while (alignment < kIoAlignment && (addr & (uintptr_t{alignment} * 2 - 1)) == 0) alignment *= 2;
+  napi_value v;
+  VD_CALL(env, napi_create_uint32(env, alignment, &v));
+  return v;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"createKey", nullptr, CreateKey, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -498,6 +560,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"implementations", nullptr, Implementations, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"parallelism", nullptr, Parallelism, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"measureClockGhz", nullptr, MeasureClockGhz, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"alignedBuffer", nullptr, AlignedBuffer, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addressAlignment", nullptr, AddressAlignment, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
   return exports;

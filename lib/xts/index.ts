@@ -11,3 +11,4 @@ export {
   XtsCipher,
 } from './cipher.js';
 export type { CpuFeatures, SectorNumber, SectorSize, XtsCipherOptions, XtsImplementation } from './cipher.js';
+export { AlignedBufferPool, alignedBuffer, IO_ALIGNMENT, isIoAligned } from './aligned.js';

@@ -2,8 +2,8 @@
  * Loads the native XTS addon (native/, built by node-gyp or loaded from prebuilds/ by node-gyp-build).
  *
  * `VDCRYPT_ADDON` may name a specific `.node` file (the sanitizer build uses it); otherwise node-gyp-build
- * looks in the package root. The shape of the binding is declared here once; lib/xts/cipher.ts is the only
- * caller.
+ * looks in the package root. The shape of the binding is declared here once; lib/xts/cipher.ts and
+ * lib/xts/aligned.ts are its only callers.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -39,6 +39,8 @@ export interface NativeBinding {
   implementations(): string[];
   parallelism(): number;
   measureClockGhz(): number;
+  alignedBuffer(bytes: number): Buffer;
+  addressAlignment(view: Uint8Array): number;
 }
 
 function packageRoot(): string {
