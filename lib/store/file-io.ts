@@ -43,6 +43,12 @@ export interface FileHandleIo {
 export interface FileIo {
   /** `create` fails if the file exists; `open` fails if it does not. Read-write either way. */
   open(path: string, mode: 'create' | 'open'): Promise<FileHandleIo>;
+  /**
+   * Open an existing file a second time for direct I/O (O_DIRECT: writes go to the device, past the page
+   * cache; buffers, offsets and lengths must be aligned, else a write fails with EINVAL). Rejects where the
+   * file system has no direct I/O. Optional: without it every write is buffered.
+   */
+  openDirect?(path: string): Promise<FileHandleIo>;
   /** Unlink; a missing file is not an error. */
   unlink(path: string): Promise<void>;
   /** Make directory entries durable (fsync on the directory). */
@@ -127,6 +133,9 @@ export function nodeFileIo(): FileIo {
         ? constants.O_RDWR | constants.O_CREAT | constants.O_EXCL
         : constants.O_RDWR;
       return new NodeFileHandle(await fs.open(path, flags, 0o600));
+    },
+    async openDirect(path) {
+      return new NodeFileHandle(await fs.open(path, constants.O_RDWR | constants.O_DIRECT));
     },
     async unlink(path) {
       await fs.rm(path, { force: true });

@@ -117,7 +117,11 @@ export async function runFill(source: FillSource, options: FillOptions & { batch
       }
       const extent = await source.next();
       if (extent === undefined) break;
-      await steps.single(extent);
+      try {
+        await steps.single(extent);
+      } finally {
+        extent.release?.();
+      }
       durable(extent.data.length, extent.offset + extent.data.length);
       if (unreported >= options.batchBytes) await report();
     }

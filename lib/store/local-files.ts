@@ -4,12 +4,18 @@
  */
 import { join } from 'node:path';
 
+import { AlignedBufferPool } from '../xts/index.js';
 import type { FileHandleIo, FileIo } from './file-io.js';
 import { dataPath, redoPath } from './local-recovery.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from './types.js';
 
 export class DataFiles {
   readonly #handles = new Map<string, Promise<FileHandleIo>>();
+  readonly #direct = new Map<string, Promise<FileHandleIo | null>>();
+  /** Aligned copies of extents whose memory is not aligned for direct I/O (a few, reused; see local-fill.ts). */
+  readonly staging = new AlignedBufferPool(MAX_WRITE_BYTES, 4);
+  /** False once direct I/O failed here (no O_DIRECT on this file system, or alignment it refuses). */
+  #directOk = true;
 
   constructor(readonly io: FileIo, readonly dir: string) {}
 
@@ -32,6 +38,33 @@ export class DataFiles {
     return h;
   }
 
+  /**
+   * A second handle of `path` for direct I/O (bulk fills write through it), or null where there is none: the
+   * FileIo has no direct I/O, the file system refuses it, or {@link directFailed} was called.
+   */
+  directHandle(path: string): Promise<FileHandleIo | null> {
+    if (!this.#directOk || this.io.openDirect === undefined) return Promise.resolve(null);
+    let h = this.#direct.get(path);
+    if (h === undefined) {
+      h = this.io.openDirect(path).catch(() => {
+        this.#directOk = false;
+        return null;
+      });
+      this.#direct.set(path, h);
+    }
+    return h;
+  }
+
+  /** Whether direct I/O is still on (see {@link directHandle}). */
+  get directEnabled(): boolean {
+    return this.#directOk;
+  }
+
+  /** A direct write was refused (EINVAL): every later write is buffered. */
+  directFailed(): void {
+    this.#directOk = false;
+  }
+
   /** Create a data file (and for blobs its redo file) and make the directory entries durable. */
   async create(file: string, withRedo: boolean): Promise<void> {
     for (const path of withRedo ? [this.dataPath(file), this.redoPath(file)] : [this.dataPath(file)]) {
@@ -48,6 +81,9 @@ export class DataFiles {
       const h = this.#handles.get(path);
       this.#handles.delete(path);
       if (h !== undefined) await (await h).close();
+      const d = this.#direct.get(path);
+      this.#direct.delete(path);
+      await (await d)?.close();
     }
   }
 
@@ -64,8 +100,11 @@ export class DataFiles {
   }
 
   async closeAll(): Promise<void> {
-    for (const h of this.#handles.values()) await (await h.catch(() => undefined))?.close().catch(() => undefined);
+    for (const h of [...this.#handles.values(), ...this.#direct.values()]) {
+      await (await h.catch(() => undefined))?.close().catch(() => undefined);
+    }
     this.#handles.clear();
+    this.#direct.clear();
   }
 
   static in(directory: string, dataDir: string, io: FileIo): DataFiles {

@@ -126,6 +126,12 @@ export interface FillExtent {
   offset: number;
   data: Uint8Array;
   tag: number;
+  /**
+   * Called at most once, when the store no longer reads `data` (written, copied, or dropped by a failed
+   * fill): from then on the producer may reuse the buffer. A store may also never call it (the producer then
+   * lets the buffer go), so a producer must not wait for it.
+   */
+  release?: () => void;
 }
 
 /** What {@link FillOptions.onBatch} is told: how far the fill is durable. */
@@ -212,7 +218,8 @@ export interface PageStore {
    * and reported, then the fill rejects with that error (`signal.reason` for an abort).
    *
    * Buffers: the store may still be writing an extent's `data` after pulling the next one; a producer hands
-   * each buffer over and must not modify it until the fill settles. The stream is pulled while a batch holds
+   * each buffer over and must not modify it until the fill settles, or until the store calls the extent's
+   * `release` (the stores here call it as soon as the bytes are on their way to disk). The stream is pulled while a batch holds
    * the blob: it must not wait for calls on the same blob (a read queued behind a waiting writer would wait
    * for the batch it is part of).
    *

@@ -149,6 +149,20 @@ export function checkExtentStream(extents: unknown): AsyncIterable<FillExtent> {
 }
 
 /** One extent of a fill: a writePages call's arguments, starting at or after `previousEnd` (ascending, no overlap). */
+/** `fn` callable any number of times, running once; a throw of the producer's callback is not the store's concern. */
+function once(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    try {
+      fn();
+    } catch {
+      // The producer's bookkeeping failed; the store's write stands.
+    }
+  };
+}
+
 export function checkFillExtent(extent: unknown, previousEnd: number): FillExtent {
   if (typeof extent !== 'object' || extent === null) throw new TypeError(`an extent must be an object, got ${describeValue(extent)}`);
   const e = extent as Partial<FillExtent>;
@@ -156,5 +170,10 @@ export function checkFillExtent(extent: unknown, previousEnd: number): FillExten
   if (offset < previousEnd) {
     throw new RangeError(`extents must ascend without overlap: offset ${offset} is below the previous end ${previousEnd}`);
   }
-  return { offset, data: checkWriteData(e.data), tag: checkTag(e.tag) };
+  if (e.release !== undefined && typeof e.release !== 'function') {
+    throw new TypeError(`an extent's release must be a function, got ${describeValue(e.release)}`);
+  }
+  const checked: FillExtent = { offset, data: checkWriteData(e.data), tag: checkTag(e.tag) };
+  if (e.release !== undefined) checked.release = once(e.release);
+  return checked;
 }

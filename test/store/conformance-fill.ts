@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { type FillExtent, type FillProgress, PAGE_SIZE, type PageStore, StoreError } from '../../lib/store/index.js';
+import { alignedBuffer, IO_ALIGNMENT } from '../../lib/xts/index.js';
 import { expectStoreError, pages, type StoreFactory, withStore as withStoreOf } from './conformance.js';
 
 const KiB = 1024;
@@ -146,6 +147,7 @@ export function describeFillConformance(name: string, factory: StoreFactory, { b
         [{ offset: 32 * PAGE_SIZE, data: Buffer.alloc(100), tag: 0 }, RangeError],
         [{ offset: 32 * PAGE_SIZE, data: pages(1, 1), tag: -1 }, RangeError],
         [{ offset: 32 * PAGE_SIZE, data: 'x', tag: 0 }, TypeError],
+        [{ offset: 32 * PAGE_SIZE, data: pages(1, 1), tag: 0, release: 'later' }, TypeError],
         [null, TypeError],
         [{ offset: 127 * PAGE_SIZE, data: pages(2, 1), tag: 0 }, StoreError],
       ];
@@ -163,6 +165,45 @@ export function describeFillConformance(name: string, factory: StoreFactory, { b
       await expect(s.fillPages(ref, [] as unknown as AsyncIterable<FillExtent>)).rejects.toThrow(TypeError);
       await expect(s.fillPages(ref, stream([]), { batchBytes: 0 })).rejects.toThrow(RangeError);
       await expectStoreError(s.fillPages({ ...ref, blob: 'missing' }, stream(good)), 'BlobNotFound', 404);
+    });
+
+    t('release: each extent is released once, only when the store no longer reads it, whatever path it takes', async (s) => {
+      const P = IO_ALIGNMENT / PAGE_SIZE; // pages per 4 KiB
+      await s.createBlob(ref, 2 * MiB);
+      await s.writePages(ref, 200 * P * PAGE_SIZE, pages(P, 0x31), 6); // under the last extent: a single write
+      // Aligned memory and offsets (direct I/O where the store has it), memory off by 16 bytes (a staged copy),
+      // an offset that is not 4 KiB-aligned (buffered), allocated pages (the single path), a tail release of a
+      // whole buffer.
+      const aligned = alignedBuffer(64 * P * PAGE_SIZE).fill(0x41);
+      const offBy16 = Buffer.alloc(16 + 32 * P * PAGE_SIZE, 0x42).subarray(16);
+      const specs: Array<{ offset: number; data: Uint8Array; fill: number }> = [
+        { offset: 0, data: aligned, fill: 0x41 },
+        { offset: 64 * P * PAGE_SIZE, data: offBy16, fill: 0x42 },
+        { offset: 96 * P * PAGE_SIZE + PAGE_SIZE, data: pages(9, 0x43), fill: 0x43 },
+        { offset: 200 * P * PAGE_SIZE, data: pages(2 * P, 0x44), fill: 0x44 },
+      ];
+      const released = specs.map(() => 0);
+      async function* withRelease(): AsyncGenerator<FillExtent> {
+        for (const [i, x] of specs.entries()) {
+          // On release the producer scribbles over its buffer at once: the store must be done with it.
+          yield { offset: x.offset, data: x.data, tag: 2, release: () => { released[i] = (released[i] ?? 0) + 1; x.data.fill(0xee); } };
+        }
+      }
+      const result = await s.fillPages(ref, withRelease(), { batchBytes: 16 * P * PAGE_SIZE });
+      expect(result.bytesWritten).toBe(specs.reduce((n, x) => n + x.data.length, 0));
+      expect(released).toEqual([1, 1, 1, 1]);
+      for (const x of specs) {
+        const { data, ranges } = await s.readPages(ref, x.offset, x.data.length);
+        expect(data.every((b) => b === x.fill)).toBe(true);
+        expect(ranges).toEqual([{ start: x.offset, end: x.offset + x.data.length - 1, tag: 2 }]);
+      }
+      // A release that throws is the producer's problem: the fill stands.
+      await s.createBlob(ref, MiB, { overwrite: true });
+      async function* throwing(): AsyncGenerator<FillExtent> {
+        yield { offset: 0, data: pages(8, 0x45), tag: 1, release: () => { throw new Error('producer bookkeeping'); } };
+      }
+      expect(await s.fillPages(ref, throwing())).toEqual({ bytesWritten: 8 * PAGE_SIZE, batches: 1 });
+      expect((await s.readPages(ref, 0, 8 * PAGE_SIZE)).data.every((b) => b === 0x45)).toBe(true);
     });
 
     t('abort: the extents pulled before it are committed and reported, then the fill rejects with the reason', async (s) => {

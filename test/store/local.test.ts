@@ -2,14 +2,15 @@
  * LocalPageStore beyond the conformance suite: space reclaim (Azurite #2767), bytes at rest, injected I/O
  * failures (EIO, ENOSPC) through the FileIo seam, recovery of each crash window, the single-process lock.
  */
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
 import {
-  type FileHandleIo, type FileIo, LocalPageStore, nodeFileIo, PAGE_SIZE, StoreError,
+  type FillExtent, type FileHandleIo, type FileIo, LocalPageStore, nodeFileIo, PAGE_SIZE, StoreError,
 } from '../../lib/store/index.js';
+import { alignedBuffer } from '../../lib/xts/index.js';
 import { expectStoreError, pages } from './conformance.js';
 import { localFixture, tempDir as newTempDir } from './helpers.js';
 
@@ -67,11 +68,56 @@ function faultyIo(fail: (op: Op, path: string, n: number) => string | undefined)
     allocated: () => h.allocated(),
     close: () => h.close(),
   });
+  const openDirect = base.openDirect;
   return {
     ...base,
     open: async (path, mode) => wrap(await base.open(path, mode), path),
+    ...(openDirect === undefined ? {} : { openDirect: async (path: string) => wrap(await openDirect(path), path) }),
     punchHoles: async (path, h, ranges) => { check('punch', path); return base.punchHoles(path, h, ranges); },
   };
+}
+
+/** Whether the file system of `dir` takes O_DIRECT (tmpfs and some others do not). */
+function directIoWorks(dir: string): boolean {
+  const probe = join(dir, '.direct-probe');
+  try {
+    writeFileSync(probe, '');
+    closeSync(openSync(probe, constants.O_RDWR | constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+/** nodeFileIo that counts data-file writes by handle kind; `direct` may replace what openDirect does. */
+function countingIo(direct?: (path: string) => Promise<FileHandleIo>): FileIo & { writes: { buffered: number; direct: number } } {
+  const base = nodeFileIo();
+  const writes = { buffered: 0, direct: 0 };
+  const counted = (h: FileHandleIo, path: string, kind: 'buffered' | 'direct'): FileHandleIo => ({
+    ...h,
+    read: (...a) => h.read(...a),
+    write: async (...a) => {
+      if (path.endsWith('.dat')) writes[kind]++;
+      return h.write(...a);
+    },
+    datasync: () => h.datasync(),
+    truncate: (len) => h.truncate(len),
+    size: () => h.size(),
+    allocated: () => h.allocated(),
+    close: () => h.close(),
+  });
+  return {
+    ...base,
+    writes,
+    open: async (path, mode) => counted(await base.open(path, mode), path, 'buffered'),
+    openDirect: async (path) => counted(await (direct ?? (base.openDirect as (p: string) => Promise<FileHandleIo>))(path), path, 'direct'),
+  };
+}
+
+async function* extentsOf(list: Array<[number, Uint8Array]>, tag = 1): AsyncGenerator<FillExtent> {
+  for (const [offset, data] of list) yield { offset, data, tag };
 }
 
 async function setup(store: LocalPageStore, size = 4 * MiB): Promise<void> {
@@ -225,6 +271,83 @@ describe('LocalPageStore I/O failures (injected through FileIo)', () => {
     await reopened.close();
     const dat = allFiles(join(dir, 'data')).find((p) => p.endsWith('.dat')) as string;
     expect(readFileSync(dat).subarray(0, 4 * PAGE_SIZE).every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe('LocalPageStore bulk fills with direct I/O', () => {
+  it.runIf(directIoWorks(newTempDir()))('aligned extents go to the device through O_DIRECT; others are buffered; bytes land exactly', async () => {
+    const dir = tempDir();
+    const io = countingIo();
+    const store = await LocalPageStore.open(dir, { fileIo: io });
+    await setup(store, 32 * MiB);
+    const a = alignedBuffer(4 * MiB).fill(0x51); // aligned memory: written as it is
+    const b = Buffer.alloc(MiB + 16, 0x52).subarray(16); // memory off by 16: staged through an aligned copy
+    const c = pages(3, 0x53); // 1536 bytes at a 4 KiB offset: not a 4 KiB length, buffered
+    await store.fillPages(ref, extentsOf([[0, a], [8 * MiB, b], [16 * MiB, c]]));
+    expect(io.writes).toEqual({ direct: 2, buffered: 1 });
+    await store.close();
+    const reopened = await LocalPageStore.open(dir); // what is on disk, through a fresh page cache view
+    for (const [offset, length, byte] of [[0, 4 * MiB, 0x51], [8 * MiB, MiB, 0x52], [16 * MiB, 3 * PAGE_SIZE, 0x53]] as const) {
+      expect((await reopened.readPages(ref, offset, length)).data.every((x) => x === byte)).toBe(true);
+    }
+    expect(await reopened.listRanges(ref)).toEqual([
+      { start: 0, end: 4 * MiB - 1, tag: 1 }, { start: 8 * MiB, end: 9 * MiB - 1, tag: 1 },
+      { start: 16 * MiB, end: 16 * MiB + 3 * PAGE_SIZE - 1, tag: 1 },
+    ]);
+    await reopened.close();
+  });
+
+  it('a file system without O_DIRECT, or a direct write refused with EINVAL, falls back to buffered writes', async () => {
+    const refusing = countingIo(async () => { throw Object.assign(new Error('EINVAL: no O_DIRECT here'), { code: 'EINVAL' }); });
+    const rejecting = countingIo(async (path) => {
+      const h = await nodeFileIo().open(path, 'open');
+      return { ...h, read: h.read.bind(h), datasync: h.datasync.bind(h), truncate: h.truncate.bind(h), size: h.size.bind(h),
+        allocated: h.allocated.bind(h), close: h.close.bind(h),
+        write: async () => { throw Object.assign(new Error('EINVAL: misaligned for this device'), { code: 'EINVAL' }); } };
+    });
+    for (const io of [refusing, rejecting]) {
+      const store = await LocalPageStore.open(tempDir(), { fileIo: io });
+      await setup(store, 16 * MiB);
+      const data = alignedBuffer(4 * MiB).fill(0x61);
+      await store.fillPages(ref, extentsOf([[0, data], [4 * MiB, data]]));
+      const attempts = io.writes.direct;
+      // Refused attempts: none without O_DIRECT; with it, the writes already in flight when the first failed.
+      if (io === refusing) expect(attempts).toBe(0);
+      else expect(attempts === 1 || attempts === 2).toBe(true);
+      expect(io.writes.buffered).toBe(2); // every extent, once
+      await store.fillPages(ref, extentsOf([[8 * MiB, data]]));
+      expect(io.writes.direct).toBe(attempts); // direct I/O stays off
+      expect(io.writes.buffered).toBe(3);
+      expect((await store.readPages(ref, 0, 12 * MiB)).data.every((x) => x === 0x61)).toBe(true);
+      await store.close();
+    }
+  });
+
+  it.runIf(directIoWorks(newTempDir()))('EIO on a direct write: the fill rejects, its batch is gone after recovery, earlier batches stay', async () => {
+    const dir = tempDir();
+    let armed = false;
+    const store = await LocalPageStore.open(dir, {
+      fileIo: faultyIo((o, path) => (armed && o === 'write' && path.endsWith('.dat') ? 'EIO' : undefined)),
+    });
+    await setup(store, 32 * MiB);
+    const data = alignedBuffer(4 * MiB).fill(0x71);
+    async function* twoBatches(): AsyncGenerator<FillExtent> {
+      yield { offset: 0, data, tag: 1 };
+      yield { offset: 4 * MiB, data, tag: 1 };
+      armed = true; // the second batch fails
+      yield { offset: 8 * MiB, data, tag: 1 };
+    }
+    const acked: number[] = [];
+    const failed = await store.fillPages(ref, twoBatches(), { batchBytes: 8 * MiB, onBatch: (p) => { acked.push(p.lastOffset); } })
+      .catch((e: unknown) => e);
+    expect((failed as StoreError).code).toBe('StoreIoFailed');
+    expect(((failed as StoreError).cause as { code: string }).code).toBe('EIO');
+    expect(acked).toEqual([8 * MiB]);
+    await store.close();
+    const reopened = await LocalPageStore.open(dir);
+    expect(await reopened.listRanges(ref)).toEqual([{ start: 0, end: 8 * MiB - 1, tag: 1 }]);
+    expect((await reopened.readPages(ref, 0, 8 * MiB)).data.every((x) => x === 0x71)).toBe(true);
+    await reopened.close();
   });
 });
 
