@@ -1,8 +1,9 @@
 /**
  * A bulk fill on a store without `fillPages` (PageStore makes it optional): writePages per extent, up to
  * `concurrency` in flight. `onBatch` is told the durable prefix (every extent before the first write still in
- * flight) each time it has grown by `batchBytes`, and at the end; on a failure, an error of the stream or an
- * abort, the writes in flight land first, the durable prefix is reported, then the fill rejects.
+ * flight) each time it has grown by `batchBytes`, and at the end. Each extent is released (FillExtent.release)
+ * once its writePages settles. On a failure, an error of the stream or an abort, the writes in flight land
+ * first, the durable prefix is reported, then the fill rejects.
  */
 import {
   type BlobRef, DEFAULT_FILL_BATCH_BYTES, type FillExtent, type FillOptions, type FillResult, type PageStore,
@@ -64,7 +65,14 @@ export async function fillByWrites(store: PageStore, ref: BlobRef, extents: Asyn
       const write: Promise<void> = store.writePages(ref, extent.offset, extent.data, extent.tag).then(
         () => { entry.stored = true; },
         (error: unknown) => { failure ??= { error }; },
-      ).finally(() => { landing.delete(write); });
+      ).finally(() => {
+        landing.delete(write);
+        try {
+          extent.release?.();
+        } catch {
+          // The producer's bookkeeping failed; the write stands.
+        }
+      });
       landing.add(write);
       while (landing.size >= concurrency && failure === undefined) await Promise.race(landing);
       if (failure !== undefined) break;

@@ -3,7 +3,7 @@ export { BlobError, type BlobErrorCode } from './errors.js';
 export { fillByWrites } from './fill-fallback.js';
 export { blobName, encryptionStatus } from './encryption-status.js';
 export {
-  DEFAULT_FILL_CONCURRENCY, type FillPagesOptions, PageBlobService, type PutPagesOptions, type WriteMode,
+  DEFAULT_FILL_CONCURRENCY, type FillPagesExtent, type FillPagesOptions, PageBlobService, type PutPagesOptions, type WriteMode,
 } from './page-blob-service.js';
 export { copyBlob, type CopyOptions, encryptBlob, type EncryptOptions, type EncryptResult } from './rewrite.js';
 export {

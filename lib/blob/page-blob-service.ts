@@ -22,8 +22,8 @@ import type {
   BlobInfo, BlobOrSnapshotRef, BlobRef, CreateBlobOptions, DiffResult, FillExtent, FillOptions, FillProgress,
   FillResult, PageRange, PageStore, SequenceNumberAction, SnapshotRef, TaggedRange, WriteConditions,
 } from '../store/index.js';
-import { MAX_READ_BYTES, PAGE_SIZE } from '../store/index.js';
-import type { XtsCipher } from '../xts/index.js';
+import { MAX_READ_BYTES, MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
+import { AlignedBufferPool, type XtsCipher } from '../xts/index.js';
 import { describeValue } from '../errors.js';
 import { blobName, encryptionStatus } from './encryption-status.js';
 import { fillByWrites } from './fill-fallback.js';
@@ -39,6 +39,20 @@ export type WriteMode =
 
 /** Writes in flight when a fill falls back to writePages (a store without fillPages). */
 export const DEFAULT_FILL_CONCURRENCY = 4;
+
+/** Ciphertext buffers a service keeps for reuse between fills (each 4 MiB; more are made when needed). */
+const KEPT_FILL_BUFFERS = 8;
+
+/**
+ * One extent of {@link PageBlobService.fillPages}. `release`, when given, is called once `data` is no longer
+ * needed: right after encryption (the ciphertext goes to its own buffer), or when the store has written a
+ * plaintext extent; the producer may then reuse the buffer. It may also never be called.
+ */
+export interface FillPagesExtent {
+  offset: number;
+  data: Uint8Array;
+  release?: () => void;
+}
 
 export interface FillPagesOptions {
   mode?: WriteMode;
@@ -72,6 +86,8 @@ function requireBlob(ref: BlobOrSnapshotRef): BlobRef {
 }
 
 export class PageBlobService {
+  /** Ciphertext buffers of fills, reused (see {@link fillPages}). */
+  readonly #fillBuffers = new AlignedBufferPool(MAX_WRITE_BYTES, KEPT_FILL_BUFFERS);
   readonly store: PageStore;
   readonly accounts: AccountKeys;
   /** Per blob, the hand-off of the last queued mutation. */
@@ -166,9 +182,11 @@ export class PageBlobService {
    * Ordering: the fill is one mutation in the blob's queue: mutations of the blob called after it (putPages,
    * clearPages, resizeBlob) wait until it settles, so `onBatch` and the stream must not wait for them (they may
    * call the store, as import does to save its checkpoint). `data` buffers are handed over: do not modify one
-   * after yielding it until the fill settles.
+   * after yielding it until the fill settles or its `release` is called (see {@link FillPagesExtent}).
+   * Ciphertext is written from a few reused, page-aligned buffers, which the local store writes with
+   * direct I/O.
    */
-  async fillPages(ref: BlobRef, extents: AsyncIterable<{ offset: number; data: Uint8Array }>, options: FillPagesOptions = {}):
+  async fillPages(ref: BlobRef, extents: AsyncIterable<FillPagesExtent>, options: FillPagesOptions = {}):
     Promise<FillResult> {
     requireBlob(ref);
     if (typeof extents !== 'object' || extents === null || typeof extents[Symbol.asyncIterator] !== 'function') {
@@ -196,20 +214,30 @@ export class PageBlobService {
   }
 
   /** The extents as the store should keep them: each encrypted, or not, as putPages would decide now. */
-  async *#sealed(ref: BlobRef, extents: AsyncIterable<{ offset: number; data: Uint8Array }>, mode: WriteMode):
-    AsyncGenerator<FillExtent> {
+  async *#sealed(ref: BlobRef, extents: AsyncIterable<FillPagesExtent>, mode: WriteMode): AsyncGenerator<FillExtent> {
     for await (const extent of extents) {
       if (typeof extent !== 'object' || extent === null) throw new TypeError(`an extent must be an object, got ${describeValue(extent)}`);
-      const { offset, data } = extent;
+      const { offset, data, release } = extent;
       if (!(data instanceof Uint8Array)) throw new TypeError(`data must be a Uint8Array, got ${describeValue(data)}`);
+      if (release !== undefined && typeof release !== 'function') {
+        throw new TypeError(`release must be a function, got ${describeValue(release)}`);
+      }
       requirePageAligned('offset', offset);
       requirePageAligned('data length', data.length);
       const encrypt = mode === 'account' && (await this.accounts.isEncryptionEnabled(ref.account));
       const current = await this.gate(ref.account);
-      if (!encrypt) yield { offset, data, tag: PLAINTEXT_TAG };
-      else yield { offset, data: current.cipher.encrypt(data, offset / PAGE_SIZE), tag: current.generation };
+      if (!encrypt) {
+        yield release === undefined ? { offset, data, tag: PLAINTEXT_TAG } : { offset, data, tag: PLAINTEXT_TAG, release };
+        continue;
+      }
+      const pool = this.#fillBuffers;
+      const out = data.length <= pool.bufferBytes ? pool.take(data.length) : Buffer.alloc(data.length);
+      current.cipher.encrypt(data, offset / PAGE_SIZE, out);
+      release?.();
+      yield { offset, data: out, tag: current.generation, release: () => pool.give(out) };
     }
   }
+
 
   /** Put Page (clear): the pages become unallocated and read as zeros. */
   async clearPages(ref: BlobRef, offset: number, length: number, conditions?: WriteConditions): Promise<void> {

@@ -69,6 +69,33 @@ for (const kind of ['memory', 'local', 'fallback'] as const) {
       expect((await f.blobs.getEncryptionStatus(ref)).serverEncrypted).toBe(true);
     });
 
+    it('release: a plaintext buffer goes back right after it is encrypted, or once the store wrote it (base image)', async () => {
+      const at = [0, 8, 24];
+      for (const mode of ['account', 'base-image'] as const) {
+        await f.blobs.createBlob(ref, 4 * MiB, { overwrite: true });
+        const released: number[] = [];
+        let pulledAfterRelease = 0;
+        async function* withRelease(): AsyncGenerator<{ offset: number; data: Uint8Array; release: () => void }> {
+          for (const [i, first] of at.entries()) {
+            if (released.includes(i - 1)) pulledAfterRelease++;
+            const data = pattern(8, first, i + 1);
+            // The producer reuses its buffer the moment it is released: nothing may read it after that.
+            yield { offset: first * PAGE, data, release: () => { released.push(i); data.fill(0xee); } };
+          }
+        }
+        await f.blobs.fillPages(ref, withRelease(), { mode, batchBytes: 64 * PAGE });
+        expect([...released].sort()).toEqual([0, 1, 2]);
+        // Encrypting releases each plaintext before the next extent is pulled; a plaintext write holds it longer.
+        if (mode === 'account') expect(pulledAfterRelease).toBe(2);
+        for (const [i, first] of at.entries()) {
+          expect(Buffer.from(await f.blobs.readRange(ref, first * PAGE, 8 * PAGE)).equals(pattern(8, first, i + 1))).toBe(true);
+        }
+        expect(await tagsOf(f, 8)).toEqual(Array(8).fill(mode === 'account' ? 1 : 0));
+      }
+      const bad = (async function* () { yield { offset: 0, data: pattern(1, 0, 1), release: 42 as unknown as () => void }; })();
+      await expect(f.blobs.fillPages(ref, bad)).rejects.toThrow(TypeError);
+    });
+
     it('decides per extent: a toggle mid-stream changes the following extents; base-image mode stays plaintext', async () => {
       await f.blobs.fillPages(ref, extents([0, 8, 16, 24], 8, async (i) => {
         if (i === 2) await f.accounts.updateAccount('acct1', { encryption: false });
