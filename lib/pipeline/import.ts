@@ -24,7 +24,7 @@
  *   extent below the checkpoint, and refuses a checkpoint of another source.
  */
 import { MAX_WRITE_BYTES, PAGE_SIZE, StoreError, type BlobInfo, type BlobRef, type Metadata } from '../store/index.js';
-import type { PageBlobService, WriteMode } from '../blob/index.js';
+import type { FillPagesExtent, PageBlobService, WriteMode } from '../blob/index.js';
 import { blobName } from '../blob/index.js';
 import {
   azureFixedSize, encodeFooter, FOOTER_SIZE, openImage, toAzureFixedFooter, type AzureSizeMode, type DiskImage,
@@ -39,8 +39,12 @@ import { ProgressTracker, type ProgressListener } from './progress.js';
 
 export const DEFAULT_IMPORT_CONCURRENCY = 4;
 export const MAX_IMPORT_CONCURRENCY = 64;
-/** The checkpoint is saved whenever the durable offset has advanced this far since the last save. */
-export const DEFAULT_CHECKPOINT_INTERVAL = 64 * 1024 * 1024;
+/**
+ * The checkpoint is saved whenever the durable offset has advanced this far since the last save. Each save is
+ * a durable point (the fill's fdatasync and commit, then the metadata commit): about 6 ms here, 0.1 s per GiB
+ * at 64 MiB; 256 MiB is about 0.2 s of import work to redo after a crash.
+ */
+export const DEFAULT_CHECKPOINT_INTERVAL = 256 * 1024 * 1024;
 
 export type ImportMode = 'base-image' | 'archive';
 
@@ -57,7 +61,7 @@ export interface ImportOptions {
   resume?: boolean;
   /** Most Put Page calls in flight when the store has no bulk fill path (default 4). */
   concurrency?: number;
-  /** Bytes per durable batch of the fill, and so between checkpoints (default 64 MiB; 0 = every extent). */
+  /** Bytes per durable batch of the fill, and so between checkpoints (default 256 MiB; 0 = every extent). */
   checkpointInterval?: number;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
@@ -178,10 +182,15 @@ export async function importImage(blobs: PageBlobService, imagePath: string, ref
     let cursor = resumeFrom; // virtual bytes covered (handed to the fill, or skipped)
     let saved = resumeFrom; // the checkpoint offset last saved
     // Extents above the checkpoint, counted as they are handed over; the blob layer encrypts them.
-    async function* pending(): AsyncGenerator<{ offset: number; data: Uint8Array }> {
-      for await (const extent of image.extents({ chunkSize: MAX_WRITE_BYTES })) {
+    // The image reads into a few reused buffers; each goes back once the fill has encrypted (or written) it.
+    async function* pending(): AsyncGenerator<FillPagesExtent> {
+      for await (const extent of image.extents({ chunkSize: MAX_WRITE_BYTES, reuseBuffers: true })) {
         let { offset, data } = extent;
-        if (offset + data.length <= resumeFrom) continue;
+        const { release } = extent;
+        if (offset + data.length <= resumeFrom) {
+          release?.();
+          continue;
+        }
         if (offset < resumeFrom) {
           data = data.subarray(resumeFrom - offset);
           offset = resumeFrom;
@@ -190,7 +199,7 @@ export async function importImage(blobs: PageBlobService, imagePath: string, ref
         cursor = offset + data.length;
         tracker.bytesDone += data.length;
         tracker.emit();
-        yield { offset, data };
+        yield release === undefined ? { offset, data } : { offset, data, release };
       }
       tracker.bytesSkipped += plan.virtualSize - cursor;
       cursor = plan.virtualSize;

@@ -8,6 +8,7 @@
  * raw images are imported sparsely. `stats` counts what the last `extents()` pass read, yielded and skipped.
  */
 import { describeValue } from '../errors.js';
+import { AlignedBufferPool } from '../xts/index.js';
 import type { DynamicHeader } from './dynamic.js';
 import type { ImageFile } from './file.js';
 import type { VhdFooter } from './footer.js';
@@ -21,6 +22,8 @@ export const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_CHUNK_SIZE = MAX_CHUNK_SIZE;
 /** Zero runs shorter than this stay inside an extent rather than splitting it. */
 export const DEFAULT_MIN_ZERO_RUN = 64 * 1024;
+/** Read buffers kept for reuse by one `extents({ reuseBuffers: true })` pass. */
+const KEPT_READ_BUFFERS = 8;
 /** Largest single `read()`. */
 export const MAX_READ_LENGTH = 64 * 1024 * 1024;
 
@@ -29,8 +32,13 @@ export interface Extent {
   offset: number;
   /** Bytes, a multiple of 512, at most the chunk size. */
   length: number;
-  /** The bytes; a fresh buffer the caller may keep. */
+  /** The bytes: a fresh buffer the caller may keep, unless `reuseBuffers` was asked for. */
   data: Uint8Array;
+  /**
+   * With `reuseBuffers`: call once `data` is no longer needed (at most once; calling it is optional), so that
+   * its buffer can carry a later extent.
+   */
+  release?: () => void;
 }
 
 export interface ExtentOptions {
@@ -40,6 +48,12 @@ export interface ExtentOptions {
   chunkSize?: number;
   /** Shortest zero run dropped, a multiple of 512 (default 64 KiB). */
   minZeroRun?: number;
+  /**
+   * Read into a few reused, page-aligned buffers instead of a fresh one per extent (default false): each extent
+   * then has a `release`, and its buffer is read into again once every extent cut from it was released. An
+   * extent never released keeps its buffer (it is then collected), so forgetting costs memory, not data.
+   */
+  reuseBuffers?: boolean;
 }
 
 export interface ExtentStats {
@@ -126,6 +140,9 @@ export class LayeredImage implements DiskImage {
     const chunk = sectorMultiple('chunkSize', options.chunkSize ?? DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE);
     const minZeroRun = sectorMultiple('minZeroRun', options.minZeroRun ?? DEFAULT_MIN_ZERO_RUN, Number.MAX_SAFE_INTEGER);
     const skipZeros = options.skipZeroRuns ?? true;
+    const reuse = options.reuseBuffers ?? false;
+    if (typeof reuse !== 'boolean') throw new TypeError(`reuseBuffers must be a boolean, got ${describeValue(reuse)}`);
+    const pool = reuse ? new AlignedBufferPool(chunk, KEPT_READ_BUFFERS) : undefined;
     Object.assign(this.stats, emptyStats());
     const ranges = this.#layer.candidateRanges(this.virtualSize) ?? [[0, this.virtualSize]];
     for (const [start, end] of ranges) {
@@ -134,19 +151,30 @@ export class LayeredImage implements DiskImage {
         const runs: SectorRun[] = [];
         await this.#layer.mapSectors(w / SECTOR_SIZE, (wEnd - w) / SECTOR_SIZE, runs);
         for (const group of dataGroups(runs)) {
-          const data = await this.#readRuns(group);
+          const data = await this.#readRuns(group, pool);
           const offset = (group[0]?.sector ?? 0) * SECTOR_SIZE;
-          if (!skipZeros) {
-            this.stats.bytesYielded += data.length;
-            yield { offset, length: data.length, data };
-            continue;
-          }
-          for (const [from, to] of nonZeroSpans(data, minZeroRun)) {
+          const spans: Array<[number, number]> = skipZeros ? nonZeroSpans(data, minZeroRun) : [[0, data.length]];
+          // The buffer goes back to the pool once every extent cut from it is released (now, if none is).
+          let holders = spans.length;
+          const letGo = (): void => {
+            if (--holders === 0) pool?.give(data);
+          };
+          if (holders === 0) pool?.give(data);
+          if (skipZeros) this.stats.bytesZeroSkipped += data.length;
+          for (const [from, to] of spans) {
             this.stats.bytesYielded += to - from;
-            this.stats.bytesZeroSkipped -= to - from;
-            yield { offset: offset + from, length: to - from, data: data.subarray(from, to) };
+            if (skipZeros) this.stats.bytesZeroSkipped -= to - from;
+            const extent: Extent = { offset: offset + from, length: to - from, data: from === 0 && to === data.length ? data : data.subarray(from, to) };
+            if (pool !== undefined) {
+              let released = false;
+              extent.release = () => {
+                if (released) return;
+                released = true;
+                letGo();
+              };
+            }
+            yield extent;
           }
-          this.stats.bytesZeroSkipped += data.length;
         }
         w = wEnd;
       }
@@ -191,11 +219,12 @@ export class LayeredImage implements DiskImage {
     await this.close();
   }
 
-  async #readRuns(group: SectorRun[]): Promise<Uint8Array> {
+  /** The bytes of consecutive data runs, into a buffer of `pool` or a fresh one (every byte is read over). */
+  async #readRuns(group: SectorRun[], pool: AlignedBufferPool | undefined): Promise<Uint8Array> {
     const first = group[0]?.sector ?? 0;
     let sectors = 0;
     for (const run of group) sectors += run.count;
-    const data = new Uint8Array(sectors * SECTOR_SIZE);
+    const data = pool === undefined ? new Uint8Array(sectors * SECTOR_SIZE) : pool.take(sectors * SECTOR_SIZE);
     for (const run of group) {
       if (run.file === null) continue;
       const bytes = run.count * SECTOR_SIZE;

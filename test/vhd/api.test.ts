@@ -1,4 +1,5 @@
 /** The format layer's API: argument errors, footer encoding, geometry, Azure helpers, writer ordering, stats. */
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,6 +87,46 @@ describe('reading', () => {
     await expect(image.read('0' as unknown as number, 1)).rejects.toThrow(TypeError);
     await expect(image.extents({ chunkSize: 1000 })[Symbol.asyncIterator]().next()).rejects.toThrow(RangeError);
     await expect(image.extents({ chunkSize: 8 * MiB })[Symbol.asyncIterator]().next()).rejects.toThrow(RangeError);
+    await image.close();
+  });
+  it('reuseBuffers: the same extents from a few reused buffers, each back in use only once every extent cut from it is released', async () => {
+    const size = 8 * MiB;
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i += 4096) data[i] = (i / 4096) % 251 + 1; // every sector-run non-zero, each distinct
+    data.fill(0, 3.5 * MiB, 3.5 * MiB + 256 * 1024); // a zero run mid-chunk: two extents cut from one buffer
+    const path = join(dir, 'reuse.vhd');
+    await writeFile(path, Buffer.concat([data, encodeFooter({ diskType: 'fixed', virtualSize: size })]));
+    const image = await openImage(path);
+    // Each extent as offset:length:sha256, so that comparisons stay cheap.
+    const digest = (e: { offset: number; data: Uint8Array }): string =>
+      `${e.offset}:${e.data.length}:${createHash('sha256').update(e.data).digest('hex')}`;
+    const plain: string[] = [];
+    for await (const e of image.extents({ chunkSize: MiB })) {
+      expect(e.release).toBeUndefined();
+      plain.push(digest(e));
+    }
+    expect(plain.length).toBe(9);
+    // Released at once: a handful of buffers carry the whole pass, and every extent holds its own bytes when seen.
+    const backings = new Set<ArrayBufferLike>();
+    const reused: string[] = [];
+    for await (const e of image.extents({ chunkSize: MiB, reuseBuffers: true })) {
+      reused.push(digest(e));
+      backings.add(e.data.buffer);
+      e.release?.();
+      e.release?.(); // a second call changes nothing
+    }
+    expect(reused).toEqual(plain);
+    expect(backings.size).toBeLessThanOrEqual(2);
+    // Never released: still right, each extent on memory of its own while it is held.
+    const held: Array<{ offset: number; data: Uint8Array }> = [];
+    for await (const e of image.extents({ chunkSize: MiB, reuseBuffers: true })) held.push(e);
+    expect(held.map(digest)).toEqual(plain);
+    // The two extents around the zero run share a buffer: it is read into again only after both are released.
+    const pair = held.filter((e) => e.offset >= 3 * MiB && e.offset < 4 * MiB);
+    expect(new Set(held.map((e) => e.data.buffer)).size).toBe(8); // 8 chunks, 8 buffers while all are held
+    expect(pair.length).toBe(2);
+    expect((pair[0] as { data: Uint8Array }).data.buffer).toBe((pair[1] as { data: Uint8Array }).data.buffer);
+    await expect(image.extents({ reuseBuffers: 'yes' as unknown as boolean })[Symbol.asyncIterator]().next()).rejects.toThrow(TypeError);
     await image.close();
   });
   it('reads a raw file as raw, and a VHD forced to raw as raw', async () => {
