@@ -3,6 +3,8 @@
 {
   'sources': [
     'addon.cc',
+    'crc64.cc',
+    'crc64_pclmul.cc',
     'xts_dispatch.cc',
     'xts_aesni.cc',
     'xts_vaes512.cc',

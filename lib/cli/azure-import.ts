@@ -5,7 +5,7 @@
  * through the Azure backend's bulk path instead of one Put Page call at a time:
  *
  *   image.extents() ──▶ sealExtents (SSE decision + XTS, zero pages dropped) ──▶ uploadExtents
- *     ...footer last                                         (batched intents, parallel 4 MiB Put Page, MD5)
+ *     ...footer last                                         (batched intents, parallel 4 MiB Put Page, CRC64)
  *
  * Resume: the blob's metadata carries lib/pipeline's import identity while the import runs (a resume of
  * another source is refused, as in the generic pipeline), and the upload's own checkpoint in the state blob

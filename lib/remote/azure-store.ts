@@ -11,14 +11,14 @@
  * Crash consistency (write-ahead intent, then data, then commit). A page's tag in the state and its bytes in
  * Azure never disagree, whatever request is lost:
  *
- *   writePages(R, tag g)        state blob (If-Match)             page blob (Put Page, Content-MD5)
- *   1 intent                    pending += {R, g, md5(data)}  ──▶
+ *   writePages(R, tag g)        state blob (If-Match)             page blob (Put Page, CRC64)
+ *   1 intent                    pending += {R, g, crc64(data)}──▶
  *   2 data                                                        Put Page R  (atomic per request)
  *   3 commit                    pending -= R; runs[R] = (g, v+1)
  *
  *   crash after 1: R pending, bytes old        crash after 2: R pending, bytes new
  *   recovery (first access after a crash, under the blob's lock, before anything else):
- *     pending write  → download R, compare MD5: equal → commit g (and mark an upload chunk done); else drop
+ *     pending write  → download R, compare CRC64: equal → commit g (and mark an upload chunk done); else drop
  *     pending clear  → pages Azure reports unallocated (Get Page Ranges) leave the runs; the rest keep their tag
  *     pending shrink → runs are cut at the size Azure reports
  *
@@ -269,7 +269,7 @@ export class AzurePageStore implements PageStore {
 
   /**
    * Upload a stream of extents `{ offset, data, tag }` (page aligned, increasing, non-overlapping) to an
-   * existing page blob: 4 MiB Put Pages with Content-MD5, `concurrency` in flight, all-zero pages skipped
+   * existing page blob: 4 MiB Put Pages with x-ms-content-crc64, `concurrency` in flight, all-zero pages skipped
    * (they stay unallocated), tags committed per batch with the write-ahead protocol above. With `resume`, the
    * chunks an interrupted upload of the same source finished are not sent again. See upload.ts.
    */

@@ -4,7 +4,7 @@
  * tags. A definite refusal (4xx) changed nothing, so its intent is withdrawn; any other failure leaves the
  * intent for crash recovery (recovery.ts) to settle.
  *
- *   writePages   pending += {R, g, md5}   Put Page R (Content-MD5)   pending -= R; runs[R] = (g, v+1)
+ *   writePages   pending += {R, g, crc64} Put Page R (CRC64)        pending -= R; runs[R] = (g, v+1)
  *   clearPages   clears += R              Clear Pages R              clears -= R; runs -= R; v+1
  *   shrink       resize = n               Set Blob Properties n      runs cut at n; v+1; resize removed
  *
@@ -21,7 +21,7 @@ import { clip, pageWindow, toTaggedRanges } from '../store/ranges.js';
 import { isDefiniteRefusal } from './errors.js';
 import { spansOfAzure, spansOfRuns, subtractSpans } from './spans.js';
 import {
-  applyClear, applyShrink, type BlobState, commitWrite, dropPending, md5Base64, type PendingWrite,
+  applyClear, applyShrink, type BlobState, commitWrite, crc64Base64, dropPending, type PendingWrite, transactionalChecksum,
 } from './state.js';
 import type { SettledBlob } from './state-store.js';
 
@@ -34,15 +34,14 @@ export async function writeTagged(ref: BlobRef, blob: SettledBlob, offset: numbe
   const { start, end } = pageWindow(offset, body.length);
   checkInside(ref, offset, body.length, (await blob.client.getProperties()).contentLength ?? 0);
   checkConditions({ ifPagesUnchangedSince: cond.ifPagesUnchangedSince }, 0, blob.loaded.state.runs, start, end);
-  const md5 = md5Base64(body);
-  const pending: PendingWrite = { start, end, tag, md5 };
+  const pending: PendingWrite = { start, end, tag, crc64: crc64Base64(body) };
   await blob.save((s) => { s.pending.push({ ...pending }); });
   try {
     await blob.client.uploadPages(body, offset, body.length, {
-      transactionalContentMD5: Buffer.from(md5, 'base64'), conditions: sequenceConditions(cond),
+      ...transactionalChecksum(pending), conditions: sequenceConditions(cond),
     });
   } catch (err) {
-    // A refusal changed nothing: withdraw the intent. Otherwise recovery settles it by its MD5.
+    // A refusal changed nothing: withdraw the intent. Otherwise recovery settles it by its checksum.
     if (isDefiniteRefusal(err)) await blob.save((s) => { dropPending(s, [pending]); });
     throw err;
   }

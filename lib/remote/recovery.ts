@@ -3,7 +3,7 @@
  * header), on first access after the crash, under the blob's lock, before anything else. One state write
  * settles them all and bumps the version:
  *
- *   pending write  → download its pages, compare MD5: equal → commit its tag (and mark an upload chunk done);
+ *   pending write  → download its pages, compare CRC64: equal → commit its tag (and mark an upload chunk done);
  *                    else drop it (Put Page is atomic per request: the old bytes are still there)
  *   pending clear  → pages Azure reports unallocated (Get Page Ranges) leave the runs; the rest keep their tag
  *   pending shrink → runs are cut at the size Azure reports
@@ -13,7 +13,7 @@ import type { PageBlobClient } from '@azure/storage-blob';
 import { PAGE_SIZE } from '../store/index.js';
 import { mergeSpans, spansOfAzure, subtractSpans } from './spans.js';
 import {
-  applyClear, applyShrink, type BlobState, commitWrite, dropPending, markDone, md5Base64, pendingKey,
+  applyClear, applyShrink, type BlobState, commitWrite, dropPending, markDone, carries, pendingKey,
 } from './state.js';
 
 /**
@@ -34,7 +34,7 @@ export async function recover(client: PageBlobClient, state: BlobState,
   for (const p of state.pending) {
     if (p.end * PAGE_SIZE > size) continue;
     const bytes = await client.downloadToBuffer(p.start * PAGE_SIZE, (p.end - p.start) * PAGE_SIZE);
-    if (md5Base64(bytes) === p.md5) landed.add(pendingKey(p));
+    if (carries(p, bytes)) landed.add(pendingKey(p));
   }
   const settled = [...state.pending];
   await save((st) => {

@@ -6,7 +6,7 @@
  *
  *   { "format": 1, "version": 12,
  *     "runs":    [[start, end, tag, version], ...],         committed pages, half-open page runs (ranges.ts)
- *     "pending": [{ "start", "end", "tag", "md5", "upload"? }, ...]   Put Page requests that may or may not
+ *     "pending": [{ "start", "end", "tag", "crc64", "upload"? }, ...] Put Page requests that may or may not
  *                                                           have landed: each one request (<= 4 MiB), atomic
  *     "clears":  [{ "start", "end" }, ...]                  clears already removed from runs, maybe not sent
  *     "resize":  size?                                      a shrink already applied to runs, maybe not sent
@@ -15,16 +15,21 @@
 import { createHash } from 'node:crypto';
 
 import { StoreError } from '../store/index.js';
+import { crc64 } from '../xts/index.js';
 import { overlay, type PageStamp, type Run, sameStamp, truncateRuns } from '../store/ranges.js';
 
 export const STATE_FORMAT = 1;
 
-/** A Put Page request announced before it was sent. `md5` is the base64 MD5 of the bytes it carries. */
+/**
+ * A Put Page request announced before it was sent, with the checksum of the bytes it carries: `crc64` (base64
+ * of Azure's 8-byte CRC64, what vdcrypt sends), or `md5` (base64) in states written before CRC64.
+ */
 export interface PendingWrite {
   start: number;
   end: number;
   tag: number;
-  md5: string;
+  crc64?: string;
+  md5?: string;
   /** Part of the upload named in {@link BlobState.upload}: once it is known to have landed, it counts as done. */
   upload?: boolean;
 }
@@ -114,10 +119,11 @@ export function parseState(bytes: Uint8Array, where: string): BlobState {
   });
   const pending = raw.pending.map((x: unknown): PendingWrite => {
     const p = x as Partial<PendingWrite>;
-    if (!isInt(p.start) || !isInt(p.end) || !isInt(p.tag) || typeof p.md5 !== 'string' || p.end <= p.start) {
+    const sum = typeof p.crc64 === 'string' ? { crc64: p.crc64 } : typeof p.md5 === 'string' ? { md5: p.md5 } : undefined;
+    if (!isInt(p.start) || !isInt(p.end) || !isInt(p.tag) || sum === undefined || p.end <= p.start) {
       throw corrupt(where, 'bad pending write');
     }
-    return { start: p.start, end: p.end, tag: p.tag, md5: p.md5, ...(p.upload === true ? { upload: true } : {}) };
+    return { start: p.start, end: p.end, tag: p.tag, ...sum, ...(p.upload === true ? { upload: true } : {}) };
   });
   const state: BlobState = { version: raw.version, runs, pending, clears: spans(raw.clears ?? [], where) };
   if (raw.resize !== undefined) {
@@ -132,8 +138,22 @@ export function parseState(bytes: Uint8Array, where: string): BlobState {
   return state;
 }
 
-export function md5Base64(data: Uint8Array): string {
-  return createHash('md5').update(data).digest('base64');
+/** The checksum a pending write records for `data` (Azure's CRC64, base64). */
+export function crc64Base64(data: Uint8Array): string {
+  return crc64(data).toString('base64');
+}
+
+/** Whether `bytes` (read back from Azure) are what the pending write `p` sent, by its recorded checksum. */
+export function carries(p: PendingWrite, bytes: Uint8Array): boolean {
+  if (p.crc64 !== undefined) return crc64Base64(bytes) === p.crc64;
+  return p.md5 !== undefined && createHash('md5').update(bytes).digest('base64') === p.md5;
+}
+
+/** The Put Page option that has Azure check the bytes of `p` in transit. */
+export function transactionalChecksum(p: PendingWrite): { transactionalContentCrc64: Uint8Array } | { transactionalContentMD5: Uint8Array } {
+  return p.crc64 !== undefined
+    ? { transactionalContentCrc64: Buffer.from(p.crc64, 'base64') }
+    : { transactionalContentMD5: Buffer.from(p.md5 ?? '', 'base64') };
 }
 
 /** Commit pages `[start, end)` with `tag` at `version` (the write is known to have landed). */
@@ -142,7 +162,7 @@ export function commitWrite(s: BlobState, start: number, end: number, tag: numbe
 }
 
 export function pendingKey(p: PendingWrite): string {
-  return `${p.start}:${p.end}:${p.tag}:${p.md5}`;
+  return `${p.start}:${p.end}:${p.tag}:${p.crc64 ?? `md5=${p.md5 ?? ''}`}`;
 }
 
 /** Remove the pending entries equal to `entries` (by value: a reloaded state holds fresh objects). */

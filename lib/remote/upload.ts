@@ -2,12 +2,12 @@
  * Bulk upload of extents to an Azure page blob: what `az storage blob upload --type page` does, with vdcrypt's
  * tags and crash safety (azure-store.ts header).
  *
- *   source extents ──▶ split into ≤ 4 MiB chunks, MD5 of each; plaintext (tag 0) all-zero pages dropped
+ *   source extents ──▶ split into ≤ 4 MiB chunks, CRC64 of each; plaintext (tag 0) all-zero pages dropped
  *        │                 (they stay unallocated; chunks the checkpoint lists as done are skipped when resuming)
  *        ▼
- *   batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, md5}   (state blob)
+ *   batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, crc64} (state blob)
  *        ▼
- *   Put Page × chunk, Content-MD5, `concurrency` in flight, SDK retries with backoff on 5xx/timeouts
+ *   Put Page × chunk, x-ms-content-crc64, `concurrency` in flight, SDK retries with backoff on 5xx/timeouts
  *        ▼
  *   batch settled ──▶ 1 commit: pending -= chunks that landed; runs[chunk] = (tag, v); checkpoint.done += chunk
  *
@@ -17,7 +17,7 @@
  * Pages with a tag >= 1 are ciphertext: the seal step (seal.ts) dropped all-zero plaintext pages before
  * encrypting, and an all-zero ciphertext page is still data, so those extents are sent without a zero scan.
  * All chunks of one upload carry one write version. When the upload stops (Azure unreachable, a refusal), the
- * state keeps the checkpoint and the intents of the chunks in doubt; the next access settles those by MD5 (a
+ * state keeps the checkpoint and the intents of the chunks in doubt; the next access settles those by CRC64 (a
  * chunk that landed is committed and counted done), and `resume: true` with the same source sends only what
  * is not done.
  */
@@ -28,7 +28,7 @@ import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
 import * as v from '../store/validate.js';
 import type { SettledBlob } from './state-store.js';
 import {
-  type BlobState, commitWrite, dropPending, isDone, markDone, md5Base64, type PendingWrite,
+  type BlobState, commitWrite, crc64Base64, dropPending, isDone, markDone, type PendingWrite, transactionalChecksum,
 } from './state.js';
 import { nonZeroRuns } from './zero.js';
 
@@ -86,8 +86,8 @@ interface Chunk {
   end: number;
   data: Uint8Array;
   tag: number;
-  /** Base64 MD5 of `data`, taken as the chunk is batched (spread between requests, not one block per batch). */
-  md5: string;
+  /** Base64 CRC64 of `data`, taken as the chunk is batched (spread between requests, not one block per batch). */
+  crc64: string;
   /** The extent's hold on its buffer: one per chunk not yet settled. */
   hold: Hold;
 }
@@ -153,7 +153,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
       const c = batch[i] as Chunk;
       const e = entries[i] as PendingWrite;
       uploads.push(ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, {
-        transactionalContentMD5: Buffer.from(e.md5, 'base64'),
+        ...transactionalChecksum(e),
       }).then(() => {
         landed.push(i);
         stats.bytesSent += c.data.length;
@@ -188,7 +188,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   /** Announce a batch now, queue its issuing after the previous batch's, and wait until that one is issued. */
   const flush = async (batch: Chunk[]): Promise<void> => {
     if (batch.length === 0 || failure !== undefined) return;
-    const entries: PendingWrite[] = batch.map((c) => ({ start: c.start, end: c.end, tag: c.tag, md5: c.md5, upload: true }));
+    const entries: PendingWrite[] = batch.map((c) => ({ start: c.start, end: c.end, tag: c.tag, crc64: c.crc64, upload: true }));
     const intent = stateWrite((s) => { s.pending.push(...entries.map((e) => ({ ...e }))); });
     const previous = issuing;
     issuing = previous.then(async () => {
@@ -218,7 +218,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
           continue;
         }
         hold.take();
-        batch.push({ ...chunk, md5: md5Base64(chunk.data), hold });
+        batch.push({ ...chunk, crc64: crc64Base64(chunk.data), hold });
         batched += chunk.data.length;
         if (batched >= batchBytes) {
           const full = batch;
@@ -251,10 +251,10 @@ function checkExtent(extent: UploadExtent, lastEnd: number): void {
 }
 
 /**
- * An extent cut into ≤ 4 MiB chunks (without their MD5 yet): for plaintext (tag 0) only its non-zero page
+ * An extent cut into ≤ 4 MiB chunks (without their CRC64 yet): for plaintext (tag 0) only its non-zero page
  * runs, the zero pages counted in `stats`; ciphertext (tag >= 1) whole (see the header).
  */
-function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'md5' | 'hold'>> {
+function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'crc64' | 'hold'>> {
   const first = extent.offset / PAGE_SIZE;
   const maxPages = MAX_WRITE_BYTES / PAGE_SIZE;
   const runs = extent.tag === PLAINTEXT_TAG

@@ -12,3 +12,4 @@ export {
 } from './cipher.js';
 export type { CpuFeatures, SectorNumber, SectorSize, XtsCipherOptions, XtsImplementation } from './cipher.js';
 export { AlignedBufferPool, alignedBuffer, IO_ALIGNMENT, isIoAligned } from './aligned.js';
+export { crc64 } from './checksum.js';

@@ -2,8 +2,8 @@
  * Loads the native XTS addon (native/, built by node-gyp or loaded from prebuilds/ by node-gyp-build).
  *
  * `VDCRYPT_ADDON` may name a specific `.node` file (the sanitizer build uses it); otherwise node-gyp-build
- * looks in the package root. The shape of the binding is declared here once; lib/xts/cipher.ts and
- * lib/xts/aligned.ts are its only callers.
+ * looks in the package root. The shape of the binding is declared here once; lib/xts/cipher.ts,
+ * lib/xts/aligned.ts and lib/xts/checksum.ts are its only callers.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -41,6 +41,7 @@ export interface NativeBinding {
   measureClockGhz(): number;
   alignedBuffer(bytes: number): Buffer;
   addressAlignment(view: Uint8Array): number;
+  crc64(view: Uint8Array): Buffer;
 }
 
 function packageRoot(): string {

@@ -2,9 +2,10 @@
  * AzurePageStore seen from outside: a plain `@azure/storage-blob` client that knows nothing of vdcrypt reads
  * the page blob written through PageBlobService (ciphertext where encrypted, the plaintext where base image),
  * a fixed VHD imported in base-image mode is byte-identical on Azure, uploads skip zeros, and the state blob
- * settles an interrupted write by MD5.
+ * settles an interrupted write by its CRC64 (or the MD5 of older states).
  */
 import { randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,12 +14,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 
 import { AccountService } from '../../lib/account/index.js';
 import { PageBlobService } from '../../lib/blob/index.js';
-import { type AzurePageStore, sealExtents, STATE_SUFFIX } from '../../lib/remote/index.js';
+import { AzurePageStore, sealExtents, STATE_SUFFIX } from '../../lib/remote/index.js';
 import { type BlobRef, PAGE_SIZE, StoreError } from '../../lib/store/index.js';
 import { createImageWriter, openImage } from '../../lib/vhd/index.js';
 import { pattern } from '../blob/helpers.js';
 import { type AzuriteServer, startAzurite } from './azurite.js';
-import { azureStore, plainClient, wipe } from './helpers.js';
+import { azureStore, plainClient, TEST_RETRY, wipe } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const ref: BlobRef = { account: 'acct', container: 'disks', blob: 'os.vhd' };
@@ -112,6 +113,55 @@ describe('a plain Azure client sees exactly the stored bytes', () => {
   });
 });
 
+describe('integrity in transit', () => {
+  it('every Put Page carries x-ms-content-crc64, equal to the Azure SDK\'s CRC64 of its body (Azurite does not check it)', async () => {
+    // A recording proxy between vdcrypt and Azurite.
+    const puts: Array<{ crc64: string | undefined; md5: string | undefined; body: Buffer }> = [];
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.method === 'PUT' && (req.url ?? '').includes('comp=page') && req.headers['x-ms-page-write'] === 'update') {
+          const h = (name: string): string | undefined => req.headers[name] as string | undefined;
+          puts.push({ crc64: h('x-ms-content-crc64'), md5: h('content-md5'), body });
+        }
+        const upstream = httpRequest({ host: '127.0.0.1', port: server.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        });
+        upstream.on('error', () => { res.statusCode = 502; res.end(); });
+        upstream.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const { port } = proxy.address() as { port: number };
+    const config = server.configs()['acct'] as { connectionString: string };
+    const viaProxy = new AzurePageStore({
+      accounts: { acct: { connectionString: config.connectionString.replace(`:${server.port}/`, `:${port}/`) } }, retry: TEST_RETRY,
+    });
+    try {
+      const proxied = new PageBlobService(viaProxy, accounts);
+      await proxied.createBlob(ref, 16 * MiB);
+      await proxied.putPages(ref, 0, randomBytes(64 * 1024));
+      const data = randomBytes(6 * MiB);
+      await viaProxy.uploadExtents(ref, sealExtents(proxied, 'acct', [{ offset: 4 * MiB, data }]), { batchBytes: 4 * MiB });
+      const { StorageCRC64Calculator } = await import('@azure/storage-common');
+      await StorageCRC64Calculator.init();
+      expect(puts.length).toBe(3); // one Put Page, then 4 + 2 MiB
+      for (const put of puts) {
+        expect(put.md5).toBeUndefined();
+        const expected = Buffer.from(new StorageCRC64Calculator().final(put.body, put.body.length)).toString('base64');
+        expect(put.crc64).toBe(expected);
+      }
+      expect(Buffer.from(await proxied.readRange(ref, 4 * MiB, 6 * MiB)).equals(data)).toBe(true);
+    } finally {
+      await viaProxy.close();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+});
+
 describe('VHD import in base-image mode', () => {
   it('a fixed VHD uploads to blob bytes identical to the file, sparsely', async () => {
     const path = join(home, 'disk.vhd');
@@ -148,19 +198,28 @@ describe('crash consistency of single writes', () => {
     const state = plainClient(server, 'acct').getContainerClient('disks').getBlockBlobClient(`os.vhd${STATE_SUFFIX}`);
     const json = JSON.parse((await state.downloadToBuffer()).toString()) as { pending: unknown[] };
     const { createHash } = await import('node:crypto');
+    // Checksums from the Azure SDK's own CRC64 (and MD5, as states written before CRC64 hold it).
+    const { StorageCRC64Calculator } = await import('@azure/storage-common');
+    await StorageCRC64Calculator.init();
+    const azureCrc64 = (b: Buffer): string => Buffer.from(new StorageCRC64Calculator().final(b, b.length)).toString('base64');
     const landed = pattern(8, 16, 2);
     const lost = pattern(8, 32, 3);
+    const landedLegacy = pattern(8, 40, 4);
     json.pending = [
-      { start: 16, end: 24, tag: 5, md5: createHash('md5').update(landed).digest('base64') },
-      { start: 0, end: 8, tag: 6, md5: createHash('md5').update(lost).digest('base64') },
+      { start: 16, end: 24, tag: 5, crc64: azureCrc64(landed) },
+      { start: 0, end: 8, tag: 6, crc64: azureCrc64(lost) },
+      { start: 40, end: 48, tag: 7, md5: createHash('md5').update(landedLegacy).digest('base64') },
     ];
     const body = Buffer.from(JSON.stringify(json));
     await state.upload(body, body.length);
     await plainBlob().uploadPages(landed, 16 * PAGE_SIZE, landed.length);
+    await plainBlob().uploadPages(landedLegacy, 40 * PAGE_SIZE, landedLegacy.length);
 
     const fresh = azureStore(server); // another process
     try {
-      expect(await fresh.listRanges(ref)).toEqual([{ start: 0, end: 4095, tag: 1 }, { start: 8192, end: 12287, tag: 5 }]);
+      expect(await fresh.listRanges(ref)).toEqual([
+        { start: 0, end: 4095, tag: 1 }, { start: 8192, end: 12287, tag: 5 }, { start: 20480, end: 24575, tag: 7 },
+      ]);
       const back = await fresh.readPages(ref, 0, 24 * PAGE_SIZE);
       expect(Buffer.from(back.data.subarray(0, 4096)).equals(pattern(8, 0, 1))).toBe(true);
       expect(Buffer.from(back.data.subarray(8192)).equals(landed)).toBe(true);
