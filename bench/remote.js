@@ -1,9 +1,10 @@
 // Azure backend suite (issue 7), against a local Azurite started here (127.0.0.1, a free port, a temporary
 // location removed afterwards). Used by bench/run.js; prints nothing itself.
 //
-// 1. Upload of random data encrypted through vdcrypt (sealExtents → AzurePageStore.uploadExtents: XTS, MD5 per
-//    request, write-ahead state blob) vs a plain SDK page upload of the same bytes (uploadPages in 4 MiB
-//    chunks, same concurrency, with and without Content-MD5). Runs alternate; medians reported.
+// 1. Upload of random data encrypted through vdcrypt (sealExtents → AzurePageStore.uploadExtents: XTS, CRC64
+//    per request, write-ahead state blob) vs a plain SDK page upload of the same bytes (uploadPages in 4 MiB
+//    chunks, same concurrency, without a checksum: the target; with Content-MD5: a reference). Rounds rotate
+//    the order; the ratios are medians of per-round ratios.
 // 2. A 2 TiB sparse disk holding 64 MiB of data (plus 64 MiB of explicit zeros): bytes sent and skipped.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -46,7 +47,7 @@ async function answers(port) {
   });
 }
 
-async function startAzurite() {
+export async function startAzurite() {
   const location = mkdtempSync(join(tmpdir(), 'vdcrypt-bench-azurite-'));
   const port = await freePort();
   const main = join(dirname(createRequire(import.meta.url).resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
@@ -143,9 +144,9 @@ export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
     const plain = median(times.plain);
     const plainMd5 = median(times.plainMd5);
     const ours = median(times.vdcrypt);
-    rows.push({ group: 'upload', name: 'plain SDK uploadPages, no MD5', bytes: total, seconds: plain, mibps: mbps(plain) });
+    rows.push({ group: 'upload', name: 'plain SDK uploadPages, no checksum', bytes: total, seconds: plain, mibps: mbps(plain) });
     rows.push({ group: 'upload', name: 'plain SDK uploadPages + Content-MD5', bytes: total, seconds: plainMd5, mibps: mbps(plainMd5) });
-    rows.push({ group: 'upload', name: 'vdcrypt encrypted (XTS + MD5 + state blob)', bytes: total, seconds: ours, mibps: mbps(ours) });
+    rows.push({ group: 'upload', name: 'vdcrypt encrypted (XTS + CRC64 per request + state blob)', bytes: total, seconds: ours, mibps: mbps(ours) });
 
     // The sparse disk: 2 TiB, 64 MiB of data in 16 places, 64 MiB of explicit zeros beside it.
     log('remote: 2 TiB sparse disk holding 64 MiB');
@@ -197,8 +198,8 @@ export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
       '',
       '| target (issue 7) | measured | goal | |',
       '|---|---:|---|---|',
-      `| encrypted upload vs plain SDK upload with Content-MD5 | ${fmt(ratio)}x (${spread(perRound('plainMd5'))}) | >= 0.95x | ${check(ratio >= 0.95)} |`,
-      `| encrypted upload vs plain SDK upload without MD5 | ${fmt(ratioNoMd5)}x (${spread(perRound('plain'))}) | (reference) | |`,
+      `| encrypted upload vs plain SDK upload (no checksum) | ${fmt(ratioNoMd5)}x (${spread(perRound('plain'))}) | >= 0.95x | ${check(ratioNoMd5 >= 0.95)} |`,
+      `| encrypted upload vs plain SDK upload with Content-MD5 | ${fmt(ratio)}x (${spread(perRound('plainMd5'))}) | (reference) | |`,
       `| 2 TiB sparse disk with 64 MiB of data sends | ${sp.sent / MiB} MiB | 64 MiB | ${check(sp.sent === 64 * MiB)} |`,
     ].join('\n');
     return { rows, markdown };
