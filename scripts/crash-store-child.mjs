@@ -8,6 +8,7 @@ import { pageBytes, rng, BLOB, REF, MIN_PAGES, MAX_PAGES, MAX_TAG_USED } from '.
 
 const [dir, seedArg, firstArg, maxArg] = process.argv.slice(2);
 const { LocalPageStore } = await import(new URL('../dist/lib/store/index.js', import.meta.url).href);
+const { alignedBuffer } = await import(new URL('../dist/lib/xts/index.js', import.meta.url).href);
 const out = (line) => process.stdout.write(`${line}\n`);
 
 let store;
@@ -42,11 +43,15 @@ const maxOps = maxArg === undefined ? Infinity : Number(maxArg);
 /** Ascending extents with gaps over a window of the blob: [startPage, pages, tag] each. */
 function fillExtents() {
   const out = [];
-  let at = Math.floor(random() * pages * 0.8);
+  // Half the fills keep to 4 KiB (8 pages) in offset and length, so that LocalPageStore writes them with O_DIRECT.
+  const grain = random() < 0.5 ? 8 : 1;
+  const up = (n) => Math.ceil(n / grain) * grain;
+  let at = up(Math.floor(random() * pages * 0.8));
   const stop = Math.min(pages, at + 64 + Math.floor(random() * 640));
   while (at < stop && out.length < 40) {
-    at += random() < 0.5 ? 0 : Math.floor(random() * 16);
-    const count = Math.min(stop - at, 1 + Math.floor(random() * 48));
+    at = up(at + (random() < 0.5 ? 0 : Math.floor(random() * 16)));
+    let count = Math.min(stop - at, 1 + Math.floor(random() * 48));
+    if (grain > 1 && count >= grain) count -= count % grain;
     if (count <= 0) break;
     out.push([at, count, Math.floor(random() * (MAX_TAG_USED + 1))]);
     at += count;
@@ -83,10 +88,12 @@ function nextOps() {
 }
 
 async function* fillStream(op) {
-  for (const [start, count, tag] of op.extents) {
-    const data = new Uint8Array(count * 512);
+  for (const [k, [start, count, tag]] of op.extents.entries()) {
+    // Aligned memory (written as it is) or ordinary memory (staged); released extents are scribbled over at
+    // once, so a store that read one after releasing it would leave wrong bytes for the parent to find.
+    const data = k % 2 === 0 ? alignedBuffer(count * 512) : new Uint8Array(count * 512);
     for (let i = 0; i < count; i++) data.set(pageBytes(op.id, start + i, tag), i * 512);
-    yield { offset: start * 512, data, tag };
+    yield { offset: start * 512, data, tag, release: () => data.fill(0x5a) };
   }
 }
 
