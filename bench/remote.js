@@ -47,7 +47,7 @@ async function answers(port) {
   });
 }
 
-export async function startAzurite() {
+async function startAzurite() {
   const location = mkdtempSync(join(tmpdir(), 'vdcrypt-bench-azurite-'));
   const port = await freePort();
   const main = join(dirname(createRequire(import.meta.url).resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
