@@ -531,16 +531,26 @@ napi_value AlignedBuffer(napi_env env, napi_callback_info info) {
   return buffer;
 }
 
-// addressAlignment(view) -> the largest power of two (up to 4096) that divides the address of view's first byte.
-napi_value AddressAlignment(napi_env env, napi_callback_info info) {
+// The one Uint8Array argument of a call; false (with a TypeError thrown, `message`) when there is none.
+bool view_argument(napi_env env, napi_callback_info info, const char* message, uint8_t** data, size_t* len) {
   size_t argc = 1;
   napi_value argv[1];
-  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) {
+    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_get_cb_info failed");
+    return false;
+  }
+  if (argc < 1 || !get_bytes(env, argv[0], data, len)) {
+    type_error(env, "ERR_VDCRYPT_ARG", message);
+    return false;
+  }
+  return true;
+}
+
+// addressAlignment(view) -> the largest power of two (up to 4096) that divides the address of view's first byte.
+napi_value AddressAlignment(napi_env env, napi_callback_info info) {
   uint8_t* data = nullptr;
   size_t len = 0;
-  if (argc < 1 || !get_bytes(env, argv[0], &data, &len)) {
-    return type_error(env, "ERR_VDCRYPT_ARG", "addressAlignment(view) expects a Uint8Array");
-  }
+  if (!view_argument(env, info, "addressAlignment(view) expects a Uint8Array", &data, &len)) return nullptr;
   const uintptr_t addr = reinterpret_cast<uintptr_t>(data);
   uint32_t alignment = 1;
   while (alignment < kIoAlignment && (addr & (uintptr_t{alignment} * 2 - 1)) == 0) alignment *= 2;
@@ -551,14 +561,9 @@ napi_value AddressAlignment(napi_env env, napi_callback_info info) {
 
 // crc64(view) -> the CRC-64/NVME of view (Azure's x-ms-content-crc64) as 8 little-endian bytes in a new Buffer.
 napi_value Crc64(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   uint8_t* data = nullptr;
   size_t len = 0;
-  if (argc < 1 || !get_bytes(env, argv[0], &data, &len)) {
-    return type_error(env, "ERR_VDCRYPT_ARG", "crc64(view) expects a Uint8Array");
-  }
+  if (!view_argument(env, info, "crc64(view) expects a Uint8Array", &data, &len)) return nullptr;
   const uint64_t crc = crc64_nvme(0, data, len);
   void* out = nullptr;
   napi_value buffer;
