@@ -3,7 +3,7 @@
  * restores, AEK generations, and the key cache (vault-change drop, TTL with an injected clock).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -76,6 +76,28 @@ describe('account rules', () => {
     clock.advance(5000);
     const on = await svc.updateAccount('acct1', { encryption: true });
     expect(on.encryption.services.blob.lastEnabledTime).toBe(clock.now().toISOString());
+  });
+
+  it('a toggle made by another process is seen at the next write decision, however fast they follow', async () => {
+    await svc.createAccount('acct1', { region: 'westus' });
+    const other = await AccountService.open(home, { env: {} }); // a second process on the same home
+    try {
+      for (let i = 0; i < 20; i++) {
+        const on = i % 2 === 1;
+        await other.updateAccount('acct1', { encryption: on });
+        expect(await svc.isEncryptionEnabled('acct1')).toBe(on);
+      }
+      // Even an edit in place (same inode, same size) is seen: its change time moves.
+      const path = join(home, 'accounts', 'acct1.json');
+      const text = await readFile(path, 'utf8');
+      expect(await svc.isEncryptionEnabled('acct1')).toBe(true);
+      expect(text.match(/"enabled": true/g)?.length).toBe(1);
+      await writeFile(path, text.replace('"enabled": true', '"enabled":false')); // the same length
+      expect((await stat(path)).size).toBe(Buffer.byteLength(text));
+      expect(await svc.isEncryptionEnabled('acct1')).toBe(false);
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses to disable encryption while customer-managed keys are in use', async () => {
