@@ -96,12 +96,12 @@ function* extentsOf(data, base = 0) {
 
 const fmt = (x, d = 2) => x.toFixed(d);
 
-export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
-  const total = quick ? 256 * MiB : GiB;
-  // Azurite's throughput drifts during a run (its own files grow, the disk's write-back comes and goes), so
-  // every round uploads all three kinds in a rotated order and the target is the median of the per-round
-  // ratios, each taken between uploads seconds apart.
-  const rounds = quick ? 1 : 5;
+/**
+ * A fresh Azurite with the bench account and container, and vdcrypt's store on it, for `fn`; torn down after.
+ * Every upload gets its own: Azurite slows down as its files grow and its extent GC runs in the background,
+ * which made ratios between uploads on one long-lived server swing from 0.5x to 1.0x.
+ */
+async function withServer(fn) {
   const azurite = await startAzurite();
   const home = mkdtempSync(join(tmpdir(), 'vdcrypt-bench-home-'));
   const accounts = await AccountService.open(home, { env: {} });
@@ -109,37 +109,48 @@ export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
   const store = new AzurePageStore({ accounts: { [ACCOUNT]: { connectionString: azurite.connectionString } }, retry });
   const blobs = new PageBlobService(store, accounts);
   const svc = BlobServiceClient.fromConnectionString(azurite.connectionString, { retryOptions: retry });
-  const rows = [];
   try {
     await accounts.createAccount(ACCOUNT, { region: 'westus' });
     await blobs.createContainer(ACCOUNT, 'bench');
-    const container = svc.getContainerClient('bench');
-    const data = randomBytes(total);
-    const times = { plain: [], plainMd5: [], vdcrypt: [] };
-    for (let round = 0; round < rounds; round++) {
-      const kinds = ['plain', 'plainMd5', 'vdcrypt'];
-      for (const kind of [...kinds.slice(round % 3), ...kinds.slice(0, round % 3)]) {
-        const name = `${kind}-${round}.vhd`;
-        log(`remote: ${kind} upload of ${total / MiB} MiB, round ${round + 1}/${rounds}`);
-        let seconds;
+    return await fn({ store, blobs, container: svc.getContainerClient('bench') });
+  } finally {
+    await store.close();
+    await accounts.close();
+    await azurite.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
+  const total = quick ? 256 * MiB : GiB;
+  // Each round uploads all three kinds, in a rotated order, each on a fresh server (withServer); the target is
+  // the median of the per-round ratios.
+  const rounds = quick ? 1 : 5;
+  const rows = [];
+  const data = randomBytes(total);
+  const times = { plain: [], plainMd5: [], vdcrypt: [] };
+  for (let round = 0; round < rounds; round++) {
+    const kinds = ['plain', 'plainMd5', 'vdcrypt'];
+    for (const kind of [...kinds.slice(round % 3), ...kinds.slice(0, round % 3)]) {
+      log(`remote: ${kind} upload of ${total / MiB} MiB, round ${round + 1}/${rounds}`);
+      const seconds = await withServer(async ({ store, blobs, container }) => {
         if (kind === 'vdcrypt') {
-          const ref = { account: ACCOUNT, container: 'bench', blob: name };
+          const ref = { account: ACCOUNT, container: 'bench', blob: 'disk.vhd' };
           await store.createBlob(ref, total);
           const t0 = performance.now();
           await store.uploadExtents(ref, sealExtents(blobs, ACCOUNT, extentsOf(data)), { concurrency: CONCURRENCY });
-          seconds = (performance.now() - t0) / 1000;
-          await store.deleteBlob(ref);
-        } else {
-          const client = container.getPageBlobClient(name);
-          await client.create(total);
-          const t0 = performance.now();
-          await plainUpload(client, data, kind === 'plainMd5');
-          seconds = (performance.now() - t0) / 1000;
-          await client.delete();
+          return (performance.now() - t0) / 1000;
         }
-        times[kind].push(seconds);
-      }
+        const client = container.getPageBlobClient('disk.vhd');
+        await client.create(total);
+        const t0 = performance.now();
+        await plainUpload(client, data, kind === 'plainMd5');
+        return (performance.now() - t0) / 1000;
+      });
+      times[kind].push(seconds);
     }
+  }
+  return withServer(async ({ store, blobs, container }) => {
     const mbps = (s) => total / MiB / s;
     const plain = median(times.plain);
     const plainMd5 = median(times.plainMd5);
@@ -180,8 +191,8 @@ export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
     const check = (ok) => (ok ? 'met' : '**missed**');
     const markdown = [
       `Azurite ${createRequire(import.meta.url)('azurite/package.json').version} on 127.0.0.1, data on local disk; ${total / MiB} MiB of random data,`,
-      `4 MiB Put Pages, ${CONCURRENCY} in flight; times are medians of ${rounds} round(s), each uploading the three kinds in a rotated`,
-      'order; the ratios are medians of the per-round ratios (their range in brackets).',
+      `4 MiB Put Pages, ${CONCURRENCY} in flight, each upload on a fresh Azurite; times are medians of ${rounds} round(s), each`,
+      'uploading the three kinds in a rotated order; the ratios are medians of the per-round ratios (their range in brackets).',
       '',
       '| upload | seconds | MiB/s |',
       '|---|---:|---:|',
@@ -203,10 +214,5 @@ export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
       `| 2 TiB sparse disk with 64 MiB of data sends | ${sp.sent / MiB} MiB | 64 MiB | ${check(sp.sent === 64 * MiB)} |`,
     ].join('\n');
     return { rows, markdown };
-  } finally {
-    await store.close();
-    await accounts.close();
-    await azurite.stop();
-    rmSync(home, { recursive: true, force: true });
-  }
+  });
 }
