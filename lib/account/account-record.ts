@@ -102,6 +102,12 @@ export function toProperties(record: AccountRecord): AccountProperties {
   };
 }
 
+/** What changes whenever the file at `path` does: inode (a rename puts a new file in place), size and both times. */
+function fileIdentity(path: string): string {
+  const st = statSync(path, { bigint: true });
+  return `${st.ino}:${st.size}:${st.ctimeNs}:${st.mtimeNs}`;
+}
+
 export class AccountStore {
   readonly directory: string;
   /** The text of each account file as last read, with the file's identity then (see {@link read}). */
@@ -132,16 +138,14 @@ export class AccountStore {
     const path = this.#path(name);
     let text: string;
     try {
-      const st = statSync(path, { bigint: true });
-      const signature = `${st.ino}:${st.size}:${st.ctimeNs}:${st.mtimeNs}`;
+      const signature = fileIdentity(path);
       const kept = this.#texts.get(name);
       if (kept !== undefined && kept.signature === signature) {
         text = kept.text;
       } else {
         text = await readFile(path, 'utf8');
         // Kept only when the file did not change while it was read.
-        const after = statSync(path, { bigint: true });
-        if (`${after.ino}:${after.size}:${after.ctimeNs}:${after.mtimeNs}` === signature) this.#texts.set(name, { signature, text });
+        if (fileIdentity(path) === signature) this.#texts.set(name, { signature, text });
         else this.#texts.delete(name);
       }
     } catch (error) {

@@ -8,6 +8,7 @@
 import {
   type BlobRef, DEFAULT_FILL_BATCH_BYTES, type FillExtent, type FillOptions, type FillResult, type PageStore,
 } from '../store/index.js';
+import { checkFillExtent } from '../store/validate.js';
 
 interface Pending {
   end: number;
@@ -55,10 +56,8 @@ export async function fillByWrites(store: PageStore, ref: BlobRef, extents: Asyn
         finished = true;
         break;
       }
-      const extent = next.value;
-      if (extent.offset < previousEnd) {
-        throw new RangeError(`extents must ascend without overlap: offset ${extent.offset} is below the previous end ${previousEnd}`);
-      }
+      // The store's own extent check: typed errors, ascending order, and a release that runs once and never throws.
+      const extent = checkFillExtent(next.value, previousEnd);
       previousEnd = extent.offset + extent.data.length;
       const entry: Pending = { end: extent.offset + extent.data.length, bytes: extent.data.length, stored: false };
       pending.push(entry);
@@ -67,11 +66,7 @@ export async function fillByWrites(store: PageStore, ref: BlobRef, extents: Asyn
         (error: unknown) => { failure ??= { error }; },
       ).finally(() => {
         landing.delete(write);
-        try {
-          extent.release?.();
-        } catch {
-          // The producer's bookkeeping failed; the write stands.
-        }
+        extent.release?.();
       });
       landing.add(write);
       while (landing.size >= concurrency && failure === undefined) await Promise.race(landing);

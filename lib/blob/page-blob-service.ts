@@ -238,7 +238,6 @@ export class PageBlobService {
     }
   }
 
-
   /** Put Page (clear): the pages become unallocated and read as zeros. */
   async clearPages(ref: BlobRef, offset: number, length: number, conditions?: WriteConditions): Promise<void> {
     requireBlob(ref);

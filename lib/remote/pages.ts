@@ -21,7 +21,7 @@ import { clip, pageWindow, toTaggedRanges } from '../store/ranges.js';
 import { isDefiniteRefusal } from './errors.js';
 import { spansOfAzure, spansOfRuns, subtractSpans } from './spans.js';
 import {
-  applyClear, applyShrink, type BlobState, commitWrite, crc64Base64, dropPending, type PendingWrite, transactionalChecksum,
+  applyClear, applyShrink, type BlobState, commitWrite, crc64Base64, crc64Option, dropPending, type PendingWrite,
 } from './state.js';
 import type { SettledBlob } from './state-store.js';
 
@@ -34,11 +34,12 @@ export async function writeTagged(ref: BlobRef, blob: SettledBlob, offset: numbe
   const { start, end } = pageWindow(offset, body.length);
   checkInside(ref, offset, body.length, (await blob.client.getProperties()).contentLength ?? 0);
   checkConditions({ ifPagesUnchangedSince: cond.ifPagesUnchangedSince }, 0, blob.loaded.state.runs, start, end);
-  const pending: PendingWrite = { start, end, tag, crc64: crc64Base64(body) };
+  const crc64 = crc64Base64(body);
+  const pending: PendingWrite = { start, end, tag, crc64 };
   await blob.save((s) => { s.pending.push({ ...pending }); });
   try {
     await blob.client.uploadPages(body, offset, body.length, {
-      ...transactionalChecksum(pending), conditions: sequenceConditions(cond),
+      ...crc64Option(crc64), conditions: sequenceConditions(cond),
     });
   } catch (err) {
     // A refusal changed nothing: withdraw the intent. Otherwise recovery settles it by its checksum.

@@ -149,11 +149,9 @@ export function carries(p: PendingWrite, bytes: Uint8Array): boolean {
   return p.md5 !== undefined && createHash('md5').update(bytes).digest('base64') === p.md5;
 }
 
-/** The Put Page option that has Azure check the bytes of `p` in transit. */
-export function transactionalChecksum(p: PendingWrite): { transactionalContentCrc64: Uint8Array } | { transactionalContentMD5: Uint8Array } {
-  return p.crc64 !== undefined
-    ? { transactionalContentCrc64: Buffer.from(p.crc64, 'base64') }
-    : { transactionalContentMD5: Buffer.from(p.md5 ?? '', 'base64') };
+/** The Put Page option that has Azure check a body against its CRC64 (base64, from {@link crc64Base64}) in transit. */
+export function crc64Option(crc64Base64Value: string): { transactionalContentCrc64: Uint8Array } {
+  return { transactionalContentCrc64: Buffer.from(crc64Base64Value, 'base64') };
 }
 
 /** Commit pages `[start, end)` with `tag` at `version` (the write is known to have landed). */

@@ -28,7 +28,7 @@ import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
 import * as v from '../store/validate.js';
 import type { SettledBlob } from './state-store.js';
 import {
-  type BlobState, commitWrite, crc64Base64, dropPending, isDone, markDone, type PendingWrite, transactionalChecksum,
+  type BlobState, commitWrite, crc64Base64, crc64Option, dropPending, isDone, markDone, type PendingWrite,
 } from './state.js';
 import { nonZeroRuns } from './zero.js';
 
@@ -151,10 +151,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
         break;
       }
       const c = batch[i] as Chunk;
-      const e = entries[i] as PendingWrite;
-      uploads.push(ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, {
-        ...transactionalChecksum(e),
-      }).then(() => {
+      uploads.push(ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, crc64Option(c.crc64)).then(() => {
         landed.push(i);
         stats.bytesSent += c.data.length;
         stats.requests++;

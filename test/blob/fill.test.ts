@@ -6,8 +6,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { PageBlobService } from '../../lib/blob/index.js';
-import type { BlobRef, FillProgress, PageStore } from '../../lib/store/index.js';
+import { fillByWrites, PageBlobService } from '../../lib/blob/index.js';
+import type { BlobRef, FillExtent, FillProgress, PageStore } from '../../lib/store/index.js';
 import { expectCode } from '../keys/helpers.js';
 import { type Fixture, fixture, PAGE, pattern, useCustomerKey } from './helpers.js';
 
@@ -154,3 +154,33 @@ for (const kind of ['memory', 'local', 'fallback'] as const) {
     });
   });
 }
+
+describe('fillByWrites (the fallback, called directly)', () => {
+  it('checks each extent as the stores do, and a release that throws does not undo the write', async () => {
+    const f = await fixture('memory');
+    try {
+      await f.store.createContainer('acct1', 'disks');
+      await f.store.createBlob(ref, MiB);
+      const options = { batchBytes: 64 * PAGE };
+      const one = async function* (extent: unknown) { yield extent as FillExtent; };
+      const bad: Array<[unknown, new (...a: never[]) => Error]> = [
+        [{ offset: 0, data: 'x', tag: 0 }, TypeError],
+        [{ offset: 100, data: pattern(1, 0, 1), tag: 0 }, RangeError],
+        [{ offset: 0, data: pattern(1, 0, 1), tag: -1 }, RangeError],
+        [{ offset: 0, data: pattern(1, 0, 1), tag: 0, release: 7 }, TypeError],
+        [null, TypeError],
+      ];
+      for (const [extent, type] of bad) await expect(fillByWrites(f.store, ref, one(extent), options, 2)).rejects.toThrow(type);
+      async function* descending(): AsyncGenerator<FillExtent> {
+        yield { offset: 8 * PAGE, data: pattern(1, 8, 1), tag: 0 };
+        yield { offset: 0, data: pattern(1, 0, 1), tag: 0 };
+      }
+      await expect(fillByWrites(f.store, ref, descending(), options, 2)).rejects.toThrow(/ascend/);
+      const throwing = { offset: 16 * PAGE, data: pattern(2, 16, 3), tag: 0, release: () => { throw new Error('producer'); } };
+      expect(await fillByWrites(f.store, ref, one(throwing), options, 2)).toEqual({ bytesWritten: 2 * PAGE, batches: 1 });
+      expect(Buffer.from((await f.store.readPages(ref, 16 * PAGE, 2 * PAGE)).data).equals(pattern(2, 16, 3))).toBe(true);
+    } finally {
+      await f.close();
+    }
+  });
+});
