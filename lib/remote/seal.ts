@@ -4,23 +4,31 @@
  * not `base-image` (lib/blob/page-blob-service.ts, putPages), else passed through as plaintext (tag 0).
  *
  * All-zero plaintext pages are dropped here, before encryption (their ciphertext would not be zero): they stay
- * unallocated on Azure and read back as zeros, as a sparse upload should. Extents with a tag >= 1 are therefore
- * never all-zero plaintext, and upload.ts sends their ciphertext without scanning it again.
+ * unallocated on Azure and read back as zeros, as a sparse upload should. Each extent takes one pass on the
+ * libuv pool (native `sealAsync`, through XtsCipher.encryptRunsAsync or nonZeroRunsAsync): it finds the runs of
+ * pages that are not all zero (at most 4 MiB each), encrypts them, and takes each run's CRC64 while the output
+ * is in cache. The runs go to upload.ts with their CRC64 and marked free of zero pages, so the main thread
+ * never reads a byte of them before the Put Page: on this 2-core machine, where Azurite shares the cores, the
+ * zero scan and CRC64 on the main thread cost more wall time than the XTS. Up to SEAL_DEPTH extents are in
+ * their pass at once.
  *
- * The account's encryption setting is read once per call, at the first extent that holds data, and applies to
- * the whole upload: as with Azure SSE, the setting governs each write as it is made, and one upload is one
- * write of its extents. (Reading the account file per 4 MiB extent cost more than the XTS itself.) The key
- * gate still runs per extent, so a key revoked mid-upload stops it. XTS runs on the libuv pool
- * (`encryptAsync`, which copies the key schedule when called), leaving the main thread to the Put Page
- * requests. Ciphertext goes into buffers of a per-call pool, handed back through {@link UploadExtent.release}
- * once the upload has sent them: a fresh 4 MiB buffer per extent cost more in garbage collection (external
- * memory pressure forcing mark-compacts) and page faults than the XTS. Ciphertext is not secret, so the pool's
- * buffers are uninitialised (`allocUnsafeSlow`) and every byte handed out is overwritten by XTS first.
+ * The account's encryption setting is read once per call, at the first extent, and applies to the whole
+ * upload: as with Azure SSE, the setting governs each write as it is made, and one upload is one write of its
+ * extents. (Reading the account file per 4 MiB extent cost more than the XTS itself.) The key gate still runs
+ * per extent, so a key revoked mid-upload stops it; the native pass copies the key schedule when called.
+ * Ciphertext goes into buffers of a per-call pool, handed back through {@link UploadExtent.release} once the
+ * upload has sent every run cut from them: a fresh 4 MiB buffer per extent cost more in garbage collection
+ * (external memory pressure forcing mark-compacts) and page faults than the XTS. Ciphertext is not secret, so
+ * the pool's buffers are uninitialised (`allocUnsafeSlow`); only the bytes of the runs, all written by XTS, are
+ * handed out.
  */
+import { availableParallelism } from 'node:os';
+
 import type { PageBlobService, WriteMode } from '../blob/index.js';
+import { describeValue } from '../errors.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
+import { nonZeroRunsAsync, type PageRun, type XtsCipher } from '../xts/index.js';
 import type { UploadExtent } from './upload.js';
-import { nonZeroRuns } from './zero.js';
 
 const PLAINTEXT_TAG = 0;
 /** Free buffers a pool keeps (beyond this, returned buffers are left to the garbage collector). */
@@ -59,26 +67,78 @@ export async function* sealExtents(blobs: PageBlobService, account: string, sour
   const mode = options.mode ?? 'account';
   if (mode !== 'account' && mode !== 'base-image') throw new RangeError(`unknown write mode '${String(mode)}'`);
   const stats = options.stats ?? { bytesSkipped: 0 };
-  const whole = Number.MAX_SAFE_INTEGER;
   let encrypt: boolean | undefined;
   const pool = new CipherPool();
-  for await (const { offset, data } of source) {
-    if (data.length % PAGE_SIZE !== 0 || offset % PAGE_SIZE !== 0) throw new RangeError(`extents must be page aligned, got ${offset}+${data.length}`);
-    const runs = [...nonZeroRuns(data, whole, (n) => { stats.bytesSkipped += n * PAGE_SIZE; })];
-    if (runs.length === 0) continue;
-    encrypt ??= mode === 'account' && (await blobs.accounts.isEncryptionEnabled(account));
-    const current = await blobs.gate(account);
-    // The cipher is handed to encryptAsync synchronously right after the gate (AccountService may wipe it at
-    // any await); the native call copies the key schedule before it returns.
-    const out: Promise<UploadExtent>[] = runs.map(async (r) => {
-      const at = offset + r.start * PAGE_SIZE;
-      const plain = data.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE);
-      if (!encrypt) return { offset: at, data: plain, tag: PLAINTEXT_TAG };
-      // Ciphertext is not secret: an uninitialised buffer, every byte of it overwritten by XTS.
-      const { buffer, release } = pool.take(plain.length);
-      const sealed = await current.cipher.encryptAsync(plain, at / PAGE_SIZE, buffer);
-      return { offset: at, data: sealed, tag: current.generation, ...(release !== undefined ? { release } : {}) };
-    });
-    for (const extent of await Promise.all(out)) yield extent;
+  // Extents whose pass is running on the pool, oldest first (SEAL_DEPTH at most before the oldest is yielded).
+  const running: Promise<UploadExtent[]>[] = [];
+  try {
+    for await (const { offset, data } of source) {
+      if (!(data instanceof Uint8Array)) throw new TypeError(`extent data must be a Uint8Array, got ${describeValue(data)}`);
+      if (data.length % PAGE_SIZE !== 0 || offset % PAGE_SIZE !== 0) throw new RangeError(`extents must be page aligned, got ${offset}+${data.length}`);
+      if (data.length === 0) continue;
+      encrypt ??= mode === 'account' && (await blobs.accounts.isEncryptionEnabled(account));
+      const current = await blobs.gate(account);
+      // The cipher is handed to the native pass synchronously right after the gate (AccountService may wipe it
+      // at any await); the native call copies the key schedule before it returns.
+      running.push(encrypt ? sealed(pool, current.cipher, current.generation, offset, data, stats)
+        : plain(offset, data, stats));
+      if (running.length >= SEAL_DEPTH) yield* await (running.shift() as Promise<UploadExtent[]>);
+    }
+    while (running.length > 0) yield* await (running.shift() as Promise<UploadExtent[]>);
+  } finally {
+    // Stopped early (the upload failed, or the source threw): let the passes still running settle.
+    await Promise.allSettled(running);
   }
+}
+
+/** Extents in flight on the pool at once: one per core, so the passes of consecutive extents overlap. */
+const SEAL_DEPTH = Math.max(2, Math.min(4, availableParallelism()));
+const MAX_RUN_PAGES = MAX_WRITE_BYTES / PAGE_SIZE;
+
+function skipped(data: Uint8Array, runs: readonly PageRun[], stats: { bytesSkipped: number }): void {
+  const kept = runs.reduce((n, r) => n + (r.end - r.start), 0);
+  stats.bytesSkipped += data.length - kept * PAGE_SIZE;
+}
+
+async function plain(offset: number, data: Uint8Array, stats: { bytesSkipped: number }): Promise<UploadExtent[]> {
+  const runs = await nonZeroRunsAsync(data, MAX_RUN_PAGES);
+  skipped(data, runs, stats);
+  return runs.map((r) => ({
+    offset: offset + r.start * PAGE_SIZE, data: data.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: PLAINTEXT_TAG,
+    crc64: r.crc64, noZeroPages: true,
+  }));
+}
+
+async function sealed(pool: CipherPool, cipher: XtsCipher, generation: number, offset: number, data: Uint8Array,
+  stats: { bytesSkipped: number }): Promise<UploadExtent[]> {
+  // Ciphertext is not secret: an uninitialised buffer; only the bytes of the runs are written and sent.
+  const { buffer, release } = pool.take(data.length);
+  let runs: PageRun[];
+  try {
+    runs = await cipher.encryptRunsAsync(data, offset / PAGE_SIZE, buffer, MAX_RUN_PAGES);
+  } catch (err) {
+    release?.();
+    throw err;
+  }
+  skipped(data, runs, stats);
+  // The buffer goes back to the pool when the upload has released every run cut from it.
+  let left = runs.length;
+  if (left === 0) release?.();
+  const done = release === undefined ? undefined : () => { if (--left === 0) release(); };
+  return runs.map((r) => {
+    const once = done === undefined ? undefined : onceOnly(done);
+    return {
+      offset: offset + r.start * PAGE_SIZE, data: buffer.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: generation,
+      crc64: r.crc64, ...(once !== undefined ? { release: once } : {}),
+    };
+  });
+}
+
+function onceOnly(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    fn();
+  };
 }

@@ -6,6 +6,7 @@
  *        │                 (they stay unallocated; chunks the checkpoint lists as done are skipped when resuming)
  *        ▼
  *   batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, crc64} (state blob)
+ *        │                 (CRC64 taken here, unless the producer hands it over with the extent: seal.ts does)
  *        ▼
  *   Put Page × chunk, x-ms-content-crc64, `concurrency` in flight, SDK retries with backoff on 5xx/timeouts
  *        ▼
@@ -40,6 +41,16 @@ export interface UploadExtent {
   data: Uint8Array;
   /** Store tag of these pages (0 plaintext, g >= 1 AEK generation g in the blob layer). */
   tag: number;
+  /**
+   * Azure's CRC64 of `data` (8 bytes, little-endian, as lib/xts `crc64` returns it), when the producer already
+   * took it: the extent then goes as one Put Page carrying it, and `data` is not read again before the request.
+   * Only for `data` of at most 4 MiB, with a tag >= 1 or `noZeroPages` (else it is ignored and the chunks are
+   * checksummed here). A wrong value is caught by Azure, which refuses the request: the upload stops and
+   * nothing is committed for it.
+   */
+  crc64?: Uint8Array;
+  /** For plaintext (tag 0): the producer already dropped every all-zero page, so `data` is not scanned again. */
+  noZeroPages?: boolean;
   /**
    * Called once when the upload no longer reads `data` (each of its chunks sent, refused, or skipped on
    * resume), so the producer may reuse the buffer. Not called for an extent whose chunks were not all issued
@@ -215,7 +226,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
           continue;
         }
         hold.take();
-        batch.push({ ...chunk, crc64: crc64Base64(chunk.data), hold });
+        batch.push({ ...chunk, crc64: chunk.crc64 ?? crc64Base64(chunk.data), hold });
         batched += chunk.data.length;
         if (batched >= batchBytes) {
           const full = batch;
@@ -245,18 +256,36 @@ function checkExtent(extent: UploadExtent, lastEnd: number): void {
   if (extent.data.length % PAGE_SIZE !== 0) throw new RangeError(`extent data must be a multiple of ${PAGE_SIZE} bytes, got ${extent.data.length}`);
   v.checkTag(extent.tag);
   if (offset < lastEnd) throw new RangeError(`extents must ascend without overlap: offset ${offset} < previous end ${lastEnd}`);
+  if (extent.crc64 !== undefined) {
+    if (!(extent.crc64 instanceof Uint8Array) || extent.crc64.length !== 8) {
+      throw new TypeError(`extent crc64 must be 8 bytes, got ${describeValue(extent.crc64)}`);
+    }
+    if (extent.data.length > MAX_WRITE_BYTES) {
+      throw new RangeError(`extent crc64 is only for data of at most ${MAX_WRITE_BYTES} bytes, got ${extent.data.length}`);
+    }
+  }
+  if (extent.noZeroPages !== undefined && typeof extent.noZeroPages !== 'boolean') {
+    throw new TypeError(`extent noZeroPages must be a boolean, got ${describeValue(extent.noZeroPages)}`);
+  }
 }
 
 /**
- * An extent cut into ≤ 4 MiB chunks (without their CRC64 yet): for plaintext (tag 0) only its non-zero page
- * runs, the zero pages counted in `stats`; ciphertext (tag >= 1) whole (see the header).
+ * An extent cut into ≤ 4 MiB chunks: for plaintext (tag 0) only its non-zero page runs, the zero pages counted
+ * in `stats` (unless the producer vouches there are none); ciphertext (tag >= 1) whole (see the header). A
+ * chunk carries the producer's CRC64 when it has one (then the extent is a single chunk), else none yet.
  */
-function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'crc64' | 'hold'>> {
+function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'crc64' | 'hold'> & { crc64?: string }> {
   const first = extent.offset / PAGE_SIZE;
+  const pages = extent.data.length / PAGE_SIZE;
+  const scan = extent.tag === PLAINTEXT_TAG && extent.noZeroPages !== true;
+  if (extent.crc64 !== undefined && !scan) {
+    if (pages > 0) yield { start: first, end: first + pages, data: extent.data, tag: extent.tag, crc64: Buffer.from(extent.crc64).toString('base64') };
+    return;
+  }
   const maxPages = MAX_WRITE_BYTES / PAGE_SIZE;
-  const runs = extent.tag === PLAINTEXT_TAG
+  const runs = scan
     ? nonZeroRuns(extent.data, maxPages, (n) => { stats.bytesSkipped += n * PAGE_SIZE; })
-    : wholeRuns(extent.data.length / PAGE_SIZE, maxPages);
+    : wholeRuns(pages, maxPages);
   for (const r of runs) {
     yield { start: first + r.start, end: first + r.end, data: extent.data.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: extent.tag };
   }

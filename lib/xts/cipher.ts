@@ -15,6 +15,7 @@ import { inspect } from 'node:util';
 
 import { describeValue, XtsError } from '../errors.js';
 import { native, type NativeKeyHandle } from './native.js';
+import { checkRunArgs, decodeRuns, type PageRun, RUN_PAGE_BYTES } from './checksum.js';
 
 export const XTS_KEY_BYTES = 64;
 export const AES_BLOCK_BYTES = 16;
@@ -149,6 +150,20 @@ export class XtsCipher {
     const out = this.#checkSectors(src, firstSector, dst);
     await native.cryptAsync(handle, true, src, out, this.sectorSize, firstSector);
     return out;
+  }
+
+  /**
+   * The upload's pass over an extent, off the main thread and in one read of `src`: find the runs of 512-byte
+   * pages that are not all zero (each at most `maxRunPages`), encrypt those pages into `dst` at the same
+   * offsets (all-zero pages are left out and their bytes in `dst` untouched) and take the CRC64 of each run's
+   * ciphertext while it is in cache. Only for 512-byte sectors. Do not touch `src` or `dst` until it settles.
+   */
+  async encryptRunsAsync(src: Uint8Array, firstSector: SectorNumber, dst: Uint8Array, maxRunPages: number): Promise<PageRun[]> {
+    const handle = this.#liveHandle();
+    if (this.sectorSize !== RUN_PAGE_BYTES) throw new RangeError(`encryptRunsAsync needs ${RUN_PAGE_BYTES}-byte sectors, this cipher has ${this.sectorSize}`);
+    checkRunArgs(src, maxRunPages);
+    const out = this.#checkSectors(src, firstSector, dst);
+    return decodeRuns(await native.sealAsync(handle, src, out, firstSector, maxRunPages));
   }
 
   /** Like {@link decrypt}, off the main thread. Do not touch `src` or `dst` until the promise settles. */

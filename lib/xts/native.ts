@@ -42,6 +42,8 @@ export interface NativeBinding {
   alignedBuffer(bytes: number): Buffer;
   addressAlignment(view: Uint8Array): number;
   crc64(view: Uint8Array): Buffer;
+  sealAsync(handle: NativeKeyHandle | null, src: Uint8Array, dst: Uint8Array | null, firstSector: number | bigint,
+    maxRunPages: number): Promise<Buffer>;
 }
 
 function packageRoot(): string {

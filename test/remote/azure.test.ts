@@ -14,9 +14,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 
 import { AccountService } from '../../lib/account/index.js';
 import { PageBlobService } from '../../lib/blob/index.js';
-import { AzurePageStore, sealExtents, STATE_SUFFIX } from '../../lib/remote/index.js';
+import { AzurePageStore, sealExtents, STATE_SUFFIX, type UploadExtent } from '../../lib/remote/index.js';
 import { type BlobRef, PAGE_SIZE, StoreError } from '../../lib/store/index.js';
 import { createImageWriter, openImage } from '../../lib/vhd/index.js';
+import { crc64 } from '../../lib/xts/index.js';
 import { pattern } from '../blob/helpers.js';
 import { type AzuriteServer, startAzurite } from './azurite.js';
 import { azureStore, plainClient, TEST_RETRY, wipe } from './helpers.js';
@@ -110,6 +111,28 @@ describe('a plain Azure client sees exactly the stored bytes', () => {
     ], { batchBytes: 4 * MiB });
     expect(result).toMatchObject({ bytesSent: MiB, bytesSkipped: MiB, requests: 1 });
     expect(await store.listRanges(ref)).toEqual([{ start: 2 * MiB, end: 3 * MiB - 1, tag: 1 }]);
+  });
+
+  it('bulk upload: an extent\'s own CRC64 and noZeroPages are used as given, and checked for shape', async () => {
+    await blobs.createBlob(ref, 16 * MiB);
+    const zeros = Buffer.alloc(MiB);
+    // noZeroPages: the producer vouches there are none, so even these zeros are sent as one Put Page.
+    const result = await store.uploadExtents(ref, [
+      { offset: 0, data: zeros, tag: 0, noZeroPages: true, crc64: crc64(zeros) },
+      { offset: 2 * MiB, data: zeros, tag: 0, crc64: crc64(zeros) }, // scanned: skipped, its CRC64 unused
+    ], { batchBytes: 4 * MiB });
+    expect(result).toMatchObject({ bytesSent: MiB, bytesSkipped: MiB, requests: 1 });
+    expect(await store.listRanges(ref)).toEqual([{ start: 0, end: MiB - 1, tag: 0 }]);
+    const bad = [
+      [{ offset: 0, data: zeros, tag: 1, crc64: Buffer.alloc(7) }, TypeError],
+      [{ offset: 0, data: zeros, tag: 1, crc64: 'AAAAAAAAAAA=' }, TypeError],
+      [{ offset: 0, data: Buffer.alloc(8 * MiB), tag: 1, crc64: Buffer.alloc(8) }, RangeError],
+      [{ offset: 0, data: zeros, tag: 0, noZeroPages: 'yes' }, TypeError],
+    ] as const;
+    for (const [extent, type] of bad) {
+      await expect(store.uploadExtents(ref, [extent as unknown as UploadExtent])).rejects.toThrow(type);
+    }
+    expect(await store.listRanges(ref)).toEqual([{ start: 0, end: MiB - 1, tag: 0 }]);
   });
 });
 
