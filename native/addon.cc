@@ -304,7 +304,17 @@ struct AsyncCall {
   bool failed = false;
 };
 
-void release_call(napi_env env, AsyncCall* call) {
+// Settle an async call's promise with an Error carrying `message`.
+void reject_with(napi_env env, napi_deferred deferred, const char* message) {
+  napi_value msg, err;
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, nullptr, msg, &err);
+  napi_reject_deferred(env, deferred, err);
+}
+
+// Free an async call (AsyncCall or SealCall): drop its hold on the caller's buffers, wipe its key copy.
+template <typename Call>
+void release_call(napi_env env, Call* call) {
   if (call->src_ref != nullptr) napi_delete_reference(env, call->src_ref);
   if (call->dst_ref != nullptr) napi_delete_reference(env, call->dst_ref);
   wipe_schedule(&call->schedule);
@@ -327,10 +337,7 @@ void complete_chunk(napi_env env, napi_status status, void* data) {
   if (status != napi_ok) call->failed = true;
   if (--call->pending != 0) return;
   if (call->failed) {
-    napi_value msg, err;
-    napi_create_string_utf8(env, "async XTS work was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, nullptr, msg, &err);
-    napi_reject_deferred(env, call->deferred, err);
+    reject_with(env, call->deferred, "async XTS work was cancelled");
   } else {
     napi_value undefined;
     napi_get_undefined(env, &undefined);
@@ -475,13 +482,6 @@ void execute_seal(napi_env, void* data) {
   }
 }
 
-void release_seal(napi_env env, SealCall* call) {
-  if (call->src_ref != nullptr) napi_delete_reference(env, call->src_ref);
-  if (call->dst_ref != nullptr) napi_delete_reference(env, call->dst_ref);
-  wipe_schedule(&call->schedule);
-  delete call;
-}
-
 void complete_seal(napi_env env, napi_status status, void* data) {
   SealCall* call = static_cast<SealCall*>(data);
   napi_delete_async_work(env, call->work);
@@ -496,12 +496,9 @@ void complete_seal(napi_env env, napi_status status, void* data) {
     }
     napi_resolve_deferred(env, call->deferred, result);
   } else {
-    napi_value msg, err;
-    napi_create_string_utf8(env, "async seal work failed or was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, nullptr, msg, &err);
-    napi_reject_deferred(env, call->deferred, err);
+    reject_with(env, call->deferred, "async seal work failed or was cancelled");
   }
-  release_seal(env, call);
+  release_call(env, call);
 }
 
 // sealAsync(handle | null, src, dst | null, firstSector, maxRunPages) -> Promise<Buffer of uint64 LE triples>
@@ -557,7 +554,7 @@ napi_value SealAsync(napi_env env, napi_callback_info info) {
             napi_create_async_work(env, nullptr, resource_name, execute_seal, complete_seal, call, &call->work) == napi_ok;
   if (!ok || napi_queue_async_work(env, call->work) != napi_ok) {
     if (call->work != nullptr) napi_delete_async_work(env, call->work);
-    release_seal(env, call);
+    release_call(env, call);
     throw_pending_or(env, "ERR_VDCRYPT_NAPI", "could not schedule async seal work");
     return nullptr;
   }

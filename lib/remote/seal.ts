@@ -3,14 +3,14 @@
  * extent is encrypted under the account's current AEK generation when encryption is enabled and the mode is
  * not `base-image` (lib/blob/page-blob-service.ts, putPages), else passed through as plaintext (tag 0).
  *
- * All-zero plaintext pages are dropped here, before encryption (their ciphertext would not be zero): they stay
- * unallocated on Azure and read back as zeros, as a sparse upload should. Each extent takes one pass on the
- * libuv pool (native `sealAsync`, through XtsCipher.encryptRunsAsync or nonZeroRunsAsync): it finds the runs of
- * pages that are not all zero (at most 4 MiB each), encrypts them, and takes each run's CRC64 while the output
- * is in cache. The runs go to upload.ts with their CRC64 and marked free of zero pages, so the main thread
- * never reads a byte of them before the Put Page: on this 2-core machine, where Azurite shares the cores, the
- * zero scan and CRC64 on the main thread cost more wall time than the XTS. Up to SEAL_DEPTH extents are in
- * their pass at once.
+ * All-zero pages of an extent to encrypt are dropped here, before encryption (their ciphertext would not be
+ * zero): they stay unallocated on Azure and read back as zeros, as a sparse upload should. Each such extent
+ * takes one pass on the libuv pool (native `sealAsync` through XtsCipher.encryptRunsAsync): it finds the runs of
+ * pages that are not all zero (at most 4 MiB each), encrypts them, and takes each run's CRC64 while the
+ * ciphertext is in cache. The runs go to upload.ts with their CRC64, so the main thread never reads a byte of
+ * them before the Put Page: on this 2-core machine, where Azurite shares the cores, the zero scan and CRC64 on
+ * the main thread cost more wall time than the XTS. Up to SEAL_DEPTH extents are in their pass at once.
+ * Plaintext extents are passed on whole: upload.ts runs the same native pass (without a key) on them.
  *
  * The account's encryption setting is read once per call, at the first extent, and applies to the whole
  * upload: as with Azure SSE, the setting governs each write as it is made, and one upload is one write of its
@@ -27,7 +27,7 @@ import { availableParallelism } from 'node:os';
 import type { PageBlobService, WriteMode } from '../blob/index.js';
 import { describeValue } from '../errors.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
-import { nonZeroRunsAsync, type PageRun, type XtsCipher } from '../xts/index.js';
+import { type PageRun, pagesInRuns, type XtsCipher } from '../xts/index.js';
 import type { UploadExtent } from './upload.js';
 
 const PLAINTEXT_TAG = 0;
@@ -56,7 +56,10 @@ class CipherPool {
 
 export interface SealOptions {
   mode?: WriteMode;
-  /** Receives the count of all-zero plaintext bytes dropped. */
+  /**
+   * Receives the count of all-zero bytes dropped before encryption. (Plaintext extents are passed on whole;
+   * uploadExtents counts their zero pages in its own result.)
+   */
   stats?: { bytesSkipped: number };
 }
 
@@ -81,7 +84,7 @@ export async function* sealExtents(blobs: PageBlobService, account: string, sour
       // The cipher is handed to the native pass synchronously right after the gate (AccountService may wipe it
       // at any await); the native call copies the key schedule before it returns.
       running.push(encrypt ? sealed(pool, current.cipher, current.generation, offset, data, stats)
-        : plain(offset, data, stats));
+        : Promise.resolve([{ offset, data, tag: PLAINTEXT_TAG }]));
       if (running.length >= SEAL_DEPTH) yield* await (running.shift() as Promise<UploadExtent[]>);
     }
     while (running.length > 0) yield* await (running.shift() as Promise<UploadExtent[]>);
@@ -95,20 +98,6 @@ export async function* sealExtents(blobs: PageBlobService, account: string, sour
 const SEAL_DEPTH = Math.max(2, Math.min(4, availableParallelism()));
 const MAX_RUN_PAGES = MAX_WRITE_BYTES / PAGE_SIZE;
 
-function skipped(data: Uint8Array, runs: readonly PageRun[], stats: { bytesSkipped: number }): void {
-  const kept = runs.reduce((n, r) => n + (r.end - r.start), 0);
-  stats.bytesSkipped += data.length - kept * PAGE_SIZE;
-}
-
-async function plain(offset: number, data: Uint8Array, stats: { bytesSkipped: number }): Promise<UploadExtent[]> {
-  const runs = await nonZeroRunsAsync(data, MAX_RUN_PAGES);
-  skipped(data, runs, stats);
-  return runs.map((r) => ({
-    offset: offset + r.start * PAGE_SIZE, data: data.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: PLAINTEXT_TAG,
-    crc64: r.crc64, noZeroPages: true,
-  }));
-}
-
 async function sealed(pool: CipherPool, cipher: XtsCipher, generation: number, offset: number, data: Uint8Array,
   stats: { bytesSkipped: number }): Promise<UploadExtent[]> {
   // Ciphertext is not secret: an uninitialised buffer; only the bytes of the runs are written and sent.
@@ -120,25 +109,23 @@ async function sealed(pool: CipherPool, cipher: XtsCipher, generation: number, o
     release?.();
     throw err;
   }
-  skipped(data, runs, stats);
-  // The buffer goes back to the pool when the upload has released every run cut from it.
+  stats.bytesSkipped += data.length - pagesInRuns(runs) * PAGE_SIZE;
+  // The buffer goes back to the pool once the upload has released every run cut from it (each run's release
+  // counts once).
   let left = runs.length;
   if (left === 0) release?.();
-  const done = release === undefined ? undefined : () => { if (--left === 0) release(); };
   return runs.map((r) => {
-    const once = done === undefined ? undefined : onceOnly(done);
-    return {
-      offset: offset + r.start * PAGE_SIZE, data: buffer.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: generation,
-      crc64: r.crc64, ...(once !== undefined ? { release: once } : {}),
+    let released = release === undefined;
+    const extent: UploadExtent = {
+      offset: offset + r.start * PAGE_SIZE, data: buffer.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: generation, crc64: r.crc64,
     };
+    if (!released) {
+      extent.release = () => {
+        if (released) return;
+        released = true;
+        if (--left === 0) release?.();
+      };
+    }
+    return extent;
   });
-}
-
-function onceOnly(fn: () => void): () => void {
-  let called = false;
-  return () => {
-    if (called) return;
-    called = true;
-    fn();
-  };
 }

@@ -27,11 +27,11 @@ import { randomUUID } from 'node:crypto';
 import { describeValue } from '../errors.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
 import * as v from '../store/validate.js';
+import { nonZeroRunsAsync, pagesInRuns } from '../xts/index.js';
 import type { SettledBlob } from './state-store.js';
 import {
   type BlobState, commitWrite, crc64Base64, crc64Option, dropPending, isDone, markDone, type PendingWrite,
 } from './state.js';
-import { nonZeroRuns } from './zero.js';
 
 /** A run of pages to store with one tag. `data` must not change until the upload settles. */
 export interface UploadExtent {
@@ -220,7 +220,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
         throw new TypeError(`extent release must be a function, got ${describeValue(extent.release)}`);
       }
       const hold = new Hold(extent.release);
-      for (const chunk of chunksOf(extent, stats)) {
+      for (const chunk of await chunksOf(extent, stats)) {
         if (isDone(doneAtStart, chunk.start, chunk.end)) {
           stats.bytesResumed += chunk.data.length;
           continue;
@@ -270,29 +270,28 @@ function checkExtent(extent: UploadExtent, lastEnd: number): void {
 }
 
 /**
- * An extent cut into ≤ 4 MiB chunks: for plaintext (tag 0) only its non-zero page runs, the zero pages counted
- * in `stats` (unless the producer vouches there are none); ciphertext (tag >= 1) whole (see the header). A
- * chunk carries the producer's CRC64 when it has one (then the extent is a single chunk), else none yet.
+ * An extent cut into ≤ 4 MiB chunks: for plaintext (tag 0) only its non-zero page runs, found with their CRC64
+ * by the native pass on the pool (lib/xts runs.ts) and the zero pages counted in `stats`, unless the producer
+ * vouches there are none; ciphertext (tag >= 1) whole (see the header). A chunk carries its CRC64 when the
+ * producer or the scan has it (else it is taken as the chunk is batched).
  */
-function* chunksOf(extent: UploadExtent, stats: UploadProgress): Generator<Omit<Chunk, 'crc64' | 'hold'> & { crc64?: string }> {
+async function chunksOf(extent: UploadExtent, stats: UploadProgress): Promise<(Omit<Chunk, 'crc64' | 'hold'> & { crc64?: string })[]> {
   const first = extent.offset / PAGE_SIZE;
   const pages = extent.data.length / PAGE_SIZE;
-  const scan = extent.tag === PLAINTEXT_TAG && extent.noZeroPages !== true;
-  if (extent.crc64 !== undefined && !scan) {
-    if (pages > 0) yield { start: first, end: first + pages, data: extent.data, tag: extent.tag, crc64: Buffer.from(extent.crc64).toString('base64') };
-    return;
-  }
   const maxPages = MAX_WRITE_BYTES / PAGE_SIZE;
-  const runs = scan
-    ? nonZeroRuns(extent.data, maxPages, (n) => { stats.bytesSkipped += n * PAGE_SIZE; })
-    : wholeRuns(pages, maxPages);
-  for (const r of runs) {
-    yield { start: first + r.start, end: first + r.end, data: extent.data.subarray(r.start * PAGE_SIZE, r.end * PAGE_SIZE), tag: extent.tag };
+  const chunk = (start: number, end: number, crc64: Uint8Array | undefined) => ({
+    start: first + start, end: first + end, data: extent.data.subarray(start * PAGE_SIZE, end * PAGE_SIZE), tag: extent.tag,
+    ...(crc64 !== undefined ? { crc64: Buffer.from(crc64).toString('base64') } : {}),
+  });
+  if (extent.tag === PLAINTEXT_TAG && extent.noZeroPages !== true) {
+    const runs = await nonZeroRunsAsync(extent.data, maxPages);
+    stats.bytesSkipped += (pages - pagesInRuns(runs)) * PAGE_SIZE;
+    return runs.map((r) => chunk(r.start, r.end, r.crc64));
   }
-}
-
-function* wholeRuns(pages: number, maxPages: number): Generator<{ start: number; end: number }> {
-  for (let start = 0; start < pages; start += maxPages) yield { start, end: Math.min(pages, start + maxPages) };
+  if (extent.crc64 !== undefined) return pages > 0 ? [chunk(0, pages, extent.crc64)] : [];
+  const out = [];
+  for (let start = 0; start < pages; start += maxPages) out.push(chunk(start, Math.min(pages, start + maxPages), undefined));
+  return out;
 }
 
 /** A counting semaphore. */

@@ -15,7 +15,7 @@ import { inspect } from 'node:util';
 
 import { describeValue, XtsError } from '../errors.js';
 import { native, type NativeKeyHandle } from './native.js';
-import { checkRunArgs, decodeRuns, type PageRun, RUN_PAGE_BYTES } from './checksum.js';
+import { checkMaxRunPages, decodeRuns, type PageRun, RUN_PAGE_BYTES } from './runs.js';
 
 export const XTS_KEY_BYTES = 64;
 export const AES_BLOCK_BYTES = 16;
@@ -161,8 +161,8 @@ export class XtsCipher {
   async encryptRunsAsync(src: Uint8Array, firstSector: SectorNumber, dst: Uint8Array, maxRunPages: number): Promise<PageRun[]> {
     const handle = this.#liveHandle();
     if (this.sectorSize !== RUN_PAGE_BYTES) throw new RangeError(`encryptRunsAsync needs ${RUN_PAGE_BYTES}-byte sectors, this cipher has ${this.sectorSize}`);
-    checkRunArgs(src, maxRunPages);
     const out = this.#checkSectors(src, firstSector, dst);
+    checkMaxRunPages(maxRunPages);
     return decodeRuns(await native.sealAsync(handle, src, out, firstSector, maxRunPages));
   }
 

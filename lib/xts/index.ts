@@ -12,4 +12,5 @@ export {
 } from './cipher.js';
 export type { CpuFeatures, SectorNumber, SectorSize, XtsCipherOptions, XtsImplementation } from './cipher.js';
 export { AlignedBufferPool, alignedBuffer, IO_ALIGNMENT, isIoAligned } from './aligned.js';
-export { crc64, nonZeroRunsAsync, type PageRun, RUN_PAGE_BYTES } from './checksum.js';
+export { crc64 } from './checksum.js';
+export { nonZeroRunsAsync, type PageRun, pagesInRuns } from './runs.js';
