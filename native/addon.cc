@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -712,12 +713,35 @@ napi_value AddressAlignment(napi_env env, napi_callback_info info) {
   return v;
 }
 
-// crc64(view) -> the CRC-64/NVME of view (Azure's x-ms-content-crc64) as 8 little-endian bytes in a new Buffer.
+// crc64(view[, path]) -> the CRC-64/NVME of view (Azure's x-ms-content-crc64) as 8 little-endian bytes in a
+// new Buffer. `path` ("auto", "tables", "pclmul", "vpclmul512") picks the code path, for tests; null when that
+// path does not run on this CPU.
 napi_value Crc64(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   uint8_t* data = nullptr;
   size_t len = 0;
-  if (!view_argument(env, info, "crc64(view) expects a Uint8Array", &data, &len)) return nullptr;
-  const uint64_t crc = crc64_nvme(0, data, len);
+  if (argc < 1 || !get_bytes(env, argv[0], &data, &len)) return type_error(env, "ERR_VDCRYPT_ARG", "crc64(view) expects a Uint8Array");
+  Crc64Path path = Crc64Path::kAuto;
+  if (argc >= 2) {
+    char name[16];
+    size_t name_len = 0;
+    if (napi_get_value_string_utf8(env, argv[1], name, sizeof(name), &name_len) != napi_ok) {
+      return type_error(env, "ERR_VDCRYPT_ARG", "crc64 path must be a string");
+    }
+    const std::string n(name, name_len);
+    if (n == "tables") path = Crc64Path::kTables;
+    else if (n == "pclmul") path = Crc64Path::kPclmul;
+    else if (n == "vpclmul512") path = Crc64Path::kVpclmul512;
+    else if (n != "auto") return range_error(env, "ERR_VDCRYPT_ARG", "crc64 path must be auto, tables, pclmul or vpclmul512");
+    if (!crc64_path_available(path)) {
+      napi_value none;
+      VD_CALL(env, napi_get_null(env, &none));
+      return none;
+    }
+  }
+  const uint64_t crc = crc64_nvme_path(0, data, len, path);
   void* out = nullptr;
   napi_value buffer;
   VD_CALL(env, napi_create_buffer(env, 8, &out, &buffer));

@@ -47,15 +47,51 @@ uint64_t crc64_tables(uint64_t crc, const uint8_t* data, size_t n) {
   return crc;
 }
 
-uint64_t crc64_nvme(uint64_t previous, const uint8_t* data, size_t n) {
+uint64_t crc64_x_pow_mod(unsigned n) {
+  constexpr uint64_t kNormalPoly = 0xAD93D23594C93659ull;  // x^64 implied
+  uint64_t r = 1;  // normal form: bit j is x^j
+  for (unsigned i = 0; i < n; ++i) r = (r & (1ull << 63)) != 0 ? (r << 1) ^ kNormalPoly : r << 1;
+  uint64_t reflected = 0;
+  for (int i = 0; i < 64; ++i) reflected |= ((r >> i) & 1) << (63 - i);
+  return reflected;
+}
+
+bool crc64_path_available(Crc64Path path) {
+  const CpuFeatures& f = cpu_features();
+  switch (path) {
+    case Crc64Path::kTables: return true;
+    case Crc64Path::kPclmul: return f.pclmulqdq && f.sse41;
+    case Crc64Path::kVpclmul512: return f.vpclmulqdq && f.avx512f && f.avx512bw && f.avx512vl && f.pclmulqdq && f.sse41;
+    case Crc64Path::kAuto: return true;
+  }
+  return false;
+}
+
+uint64_t crc64_nvme_path(uint64_t previous, const uint8_t* data, size_t n, Crc64Path path) {
   uint64_t crc = ~previous;
-  if (n >= kFoldMinBytes && cpu_features().pclmulqdq && cpu_features().sse41) {
+  if (path == Crc64Path::kAuto) {
+    static const Crc64Path best = crc64_path_available(Crc64Path::kVpclmul512) ? Crc64Path::kVpclmul512
+                                  : crc64_path_available(Crc64Path::kPclmul)   ? Crc64Path::kPclmul
+                                                                               : Crc64Path::kTables;
+    path = best;
+  }
+  if (path == Crc64Path::kVpclmul512 && n >= kWideFoldMinBytes) {
+    const size_t blocks = n / kWideFoldBlockBytes;
+    crc = crc64_fold_vpclmul512(crc, data, blocks);
+    data += blocks * kWideFoldBlockBytes;
+    n -= blocks * kWideFoldBlockBytes;
+  }
+  if (path != Crc64Path::kTables && n >= kFoldMinBytes) {
     const size_t blocks = n / kFoldBlockBytes;
     crc = crc64_fold_pclmul(crc, data, blocks);
     data += blocks * kFoldBlockBytes;
     n -= blocks * kFoldBlockBytes;
   }
   return ~crc64_tables(crc, data, n);
+}
+
+uint64_t crc64_nvme(uint64_t previous, const uint8_t* data, size_t n) {
+  return crc64_nvme_path(previous, data, n, Crc64Path::kAuto);
 }
 
 }  // namespace vdcrypt

@@ -8,9 +8,16 @@
 
 namespace vdcrypt {
 
-// The CRC of `previous`'s bytes followed by data[0, n): pass 0 to start. Folds 128 bytes at a time with
-// PCLMULQDQ where the CPU has it (crc64_pclmul.cc), the rest by slice-by-8 tables (crc64.cc).
+// The CRC of `previous`'s bytes followed by data[0, n): pass 0 to start. Folds 256 bytes at a time with
+// VPCLMULQDQ on 512-bit registers where the CPU has them (crc64_vpclmul512.cc), else 128 bytes at a time with
+// PCLMULQDQ (crc64_pclmul.cc); the rest by slice-by-8 tables (crc64.cc).
 uint64_t crc64_nvme(uint64_t previous, const uint8_t* data, size_t n);
+
+// The code paths, for tests that check each one against the oracle. kAuto: the best available.
+enum class Crc64Path { kAuto, kTables, kPclmul, kVpclmul512 };
+bool crc64_path_available(Crc64Path path);
+// crc64_nvme on the given path (which must be available), the tail of any folding path by the narrower ones.
+uint64_t crc64_nvme_path(uint64_t previous, const uint8_t* data, size_t n, Crc64Path path);
 
 // Internals shared by the two files. States here are the running register (inverted at start and end by
 // crc64_nvme only).
@@ -19,5 +26,11 @@ constexpr size_t kFoldMinBytes = 256;     // below this the tables are as fast
 uint64_t crc64_tables(uint64_t state, const uint8_t* data, size_t n);
 // Folds `blocks` * 128 bytes into `state` and returns the state after them (needs PCLMULQDQ and SSE4.1).
 uint64_t crc64_fold_pclmul(uint64_t state, const uint8_t* data, size_t blocks);
+constexpr size_t kWideFoldBlockBytes = 256;  // sixteen 16-byte lanes per step, in four 512-bit registers
+constexpr size_t kWideFoldMinBytes = 512;
+// The same with 256-byte blocks (needs AVX-512 F/BW/VL, VPCLMULQDQ, PCLMULQDQ).
+uint64_t crc64_fold_vpclmul512(uint64_t state, const uint8_t* data, size_t blocks);
+// x^n mod P in the reflected form the folding constants use (crc64_pclmul.cc explains the bit order).
+uint64_t crc64_x_pow_mod(unsigned n);
 
 }  // namespace vdcrypt

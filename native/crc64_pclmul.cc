@@ -18,27 +18,12 @@
 namespace vdcrypt {
 namespace {
 
-constexpr uint64_t kNormalPoly = 0xAD93D23594C93659ull;  // x^64 implied
-
-uint64_t reverse64(uint64_t v) {
-  uint64_t r = 0;
-  for (int i = 0; i < 64; ++i) r |= ((v >> i) & 1) << (63 - i);
-  return r;
-}
-
-// x^n mod P, reflected.
-uint64_t x_pow_mod(unsigned n) {
-  uint64_t r = 1;  // normal form: bit j is x^j
-  for (unsigned i = 0; i < n; ++i) r = (r & (1ull << 63)) != 0 ? (r << 1) ^ kNormalPoly : r << 1;
-  return reverse64(r);
-}
-
 struct FoldConstants {
   __m128i by8;  // low: x^1087 mod P (for the high-degree half), high: x^1023 mod P
   __m128i by1;  // low: x^191, high: x^127
   FoldConstants()
-      : by8(_mm_set_epi64x(static_cast<long long>(x_pow_mod(1023)), static_cast<long long>(x_pow_mod(1087)))),
-        by1(_mm_set_epi64x(static_cast<long long>(x_pow_mod(127)), static_cast<long long>(x_pow_mod(191)))) {}
+      : by8(_mm_set_epi64x(static_cast<long long>(crc64_x_pow_mod(1023)), static_cast<long long>(crc64_x_pow_mod(1087)))),
+        by1(_mm_set_epi64x(static_cast<long long>(crc64_x_pow_mod(127)), static_cast<long long>(crc64_x_pow_mod(191)))) {}
 };
 
 const FoldConstants& constants() {

@@ -5,6 +5,7 @@
     'addon.cc',
     'crc64.cc',
     'crc64_pclmul.cc',
+    'crc64_vpclmul512.cc',
     'xts_dispatch.cc',
     'xts_aesni.cc',
     'xts_vaes512.cc',

@@ -7,13 +7,16 @@
  *                    else drop it (Put Page is atomic per request: the old bytes are still there)
  *   pending clear  → pages Azure reports unallocated (Get Page Ranges) leave the runs; the rest keep their tag
  *   pending shrink → runs are cut at the size Azure reports
+ *   fill intent    → pages of its spans Azure reports allocated (Get Page Ranges) are committed with its tag (and
+ *                    marked done for the upload); the rest stay empty. Applied before the pending writes, so a
+ *                    pending write of the same upload that landed there (another tag) has the last word.
  */
 import type { PageBlobClient } from '@azure/storage-blob';
 
 import { PAGE_SIZE } from '../store/index.js';
-import { mergeSpans, spansOfAzure, subtractSpans } from './spans.js';
+import { intersectSpans, mergeSpans, spansOfAzure, subtractSpans } from './spans.js';
 import {
-  applyClear, applyShrink, type BlobState, commitWrite, dropPending, markDone, carries, pendingKey,
+  applyClear, applyShrink, type BlobState, commitWrite, dropPending, markDone, carries, type PageSpan, pendingKey,
 } from './state.js';
 
 /**
@@ -30,6 +33,17 @@ export async function recover(client: PageBlobClient, state: BlobState,
     const azure = spansOfAzure((await client.getPageRanges(c.start * PAGE_SIZE, (end - c.start) * PAGE_SIZE)).pageRange ?? []);
     unallocated.push(...subtractSpans([{ start: c.start, end }], azure));
   }
+  // The fill intent: one Get Page Ranges over its spans (clipped to the size Azure reports).
+  const fill = state.fill;
+  let filled: PageSpan[] = [];
+  if (fill !== undefined) {
+    const spans = intersectSpans(fill.spans, [{ start: 0, end: size / PAGE_SIZE }]);
+    if (spans.length > 0) {
+      const from = (spans[0] as PageSpan).start;
+      const to = (spans[spans.length - 1] as PageSpan).end;
+      filled = intersectSpans(spans, spansOfAzure((await client.getPageRanges(from * PAGE_SIZE, (to - from) * PAGE_SIZE)).pageRange ?? []));
+    }
+  }
   const landed = new Set<string>();
   for (const p of state.pending) {
     if (p.end * PAGE_SIZE > size) continue;
@@ -43,6 +57,14 @@ export async function recover(client: PageBlobClient, state: BlobState,
     for (const u of mergeSpans(unallocated.sort((a, b) => a.start - b.start))) applyClear(st, u.start, u.end);
     st.clears = [];
     st.version++;
+    // (Only if the record is still there: a state re-read after a lost ETag race may have been settled already.)
+    if (fill !== undefined && st.fill !== undefined) {
+      for (const f of filled) {
+        commitWrite(st, f.start, f.end, fill.tag, st.version);
+        markDone(st, f.start, f.end);
+      }
+      delete st.fill;
+    }
     for (const p of st.pending) {
       if (!landed.has(pendingKey(p))) continue;
       commitWrite(st, p.start, p.end, p.tag, st.version);

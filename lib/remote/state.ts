@@ -10,6 +10,7 @@
  *                                                           have landed: each one request (<= 4 MiB), atomic
  *     "clears":  [{ "start", "end" }, ...]                  clears already removed from runs, maybe not sent
  *     "resize":  size?                                      a shrink already applied to runs, maybe not sent
+ *     "fill":    { "tag", "spans": [[start, end], ...] }?   pages an upload may be filling (FillIntent)
  *     "upload":  { "id", "done": [[start, end], ...] }?     checkpoint of an interrupted uploadExtents }
  */
 import { createHash } from 'node:crypto';
@@ -45,12 +46,26 @@ export interface UploadCheckpoint {
   done: PageSpan[];
 }
 
+/**
+ * The write-ahead record of an upload into empty pages (upload.ts): the pages of `spans` held nothing when the
+ * upload began (no run here, unallocated on Azure), and every one of them the upload writes carries `tag`.
+ * Nothing else writes the blob meanwhile (one writer, the blob's lock) and Put Page is atomic per request, so
+ * after a crash any page of `spans` that Azure reports allocated was written whole by the upload: recovery
+ * commits those with `tag` from one Get Page Ranges, without downloading or checksumming them, and the others
+ * stay empty. One record covers the whole upload, where pending writes cost an intent and a commit per batch.
+ */
+export interface FillIntent {
+  tag: number;
+  spans: PageSpan[];
+}
+
 export interface BlobState {
   version: number;
   runs: Run<PageStamp>[];
   pending: PendingWrite[];
   clears: PageSpan[];
   resize?: number;
+  fill?: FillIntent;
   upload?: UploadCheckpoint;
 }
 
@@ -65,13 +80,14 @@ export function cloneState(s: BlobState): BlobState {
     pending: s.pending.map((p) => ({ ...p })),
     clears: s.clears.map((c) => ({ ...c })),
     ...(s.resize !== undefined ? { resize: s.resize } : {}),
+    ...(s.fill !== undefined ? { fill: { tag: s.fill.tag, spans: s.fill.spans.map((d) => ({ ...d })) } } : {}),
     ...(s.upload !== undefined ? { upload: { id: s.upload.id, done: s.upload.done.map((d) => ({ ...d })) } } : {}),
   };
 }
 
 /** True when the state holds write-ahead records that recovery has to settle. */
 export function needsRecovery(s: BlobState): boolean {
-  return s.pending.length > 0 || s.clears.length > 0 || s.resize !== undefined;
+  return s.pending.length > 0 || s.clears.length > 0 || s.resize !== undefined || s.fill !== undefined;
 }
 
 export function serializeState(s: BlobState): Buffer {
@@ -82,6 +98,7 @@ export function serializeState(s: BlobState): Buffer {
     pending: s.pending,
     clears: s.clears.map((c) => [c.start, c.end]),
     ...(s.resize !== undefined ? { resize: s.resize } : {}),
+    ...(s.fill !== undefined ? { fill: { tag: s.fill.tag, spans: s.fill.spans.map((d) => [d.start, d.end]) } } : {}),
     ...(s.upload !== undefined ? { upload: { id: s.upload.id, done: s.upload.done.map((d) => [d.start, d.end]) } } : {}),
   }));
 }
@@ -129,6 +146,13 @@ export function parseState(bytes: Uint8Array, where: string): BlobState {
   if (raw.resize !== undefined) {
     if (!isInt(raw.resize)) throw corrupt(where, 'bad resize');
     state.resize = raw.resize;
+  }
+  if (raw.fill !== undefined) {
+    const f = raw.fill as { tag?: unknown; spans?: unknown };
+    if (typeof f !== 'object' || f === null || !isInt(f.tag)) throw corrupt(where, 'bad fill intent');
+    const fillSpans = spans(f.spans, where);
+    if (fillSpans.some((x, i) => i > 0 && x.start < (fillSpans[i - 1] as PageSpan).end)) throw corrupt(where, 'fill spans overlap');
+    state.fill = { tag: f.tag, spans: fillSpans };
   }
   if (raw.upload !== undefined) {
     const u = raw.upload as { id?: unknown; done?: unknown };

@@ -4,23 +4,33 @@
  *
  *   source extents ──▶ split into ≤ 4 MiB chunks, CRC64 of each; plaintext (tag 0) all-zero pages dropped
  *        │                 (they stay unallocated; chunks the checkpoint lists as done are skipped when resuming)
+ *        ├─ chunk into pages that were empty at the start (the usual case: an import into a new blob)
+ *        │     first one ──▶ 1 fill intent: state.fill = {tag, the empty spans} (state blob, once per upload)
+ *        │     Put Page, x-ms-content-crc64, sent as soon as one of `concurrency` slots is free
+ *        │
+ *        └─ chunk over pages that held data (an overwrite), or with another tag than the fill's
+ *              batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, crc64}
+ *              Put Page × chunk, same slots ──▶ batch settled ──▶ 1 commit: pending -= landed; runs += them
  *        ▼
- *   batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, crc64} (state blob)
- *        │                 (CRC64 taken here, unless the producer hands it over with the extent: seal.ts does)
- *        ▼
- *   Put Page × chunk, x-ms-content-crc64, `concurrency` in flight, SDK retries with backoff on 5xx/timeouts
- *        ▼
- *   batch settled ──▶ 1 commit: pending -= chunks that landed; runs[chunk] = (tag, v); checkpoint.done += chunk
+ *   end ──▶ 1 state write: runs += every filled chunk that landed (tag, v); fill and checkpoint removed
+ *
+ * A fill needs no per-chunk record: its pages were empty and nothing else writes the blob while the upload
+ * holds its lock, so after a crash recovery commits exactly the pages of the fill's spans that Azure reports
+ * allocated (Put Page is atomic per request) and marks them done for a resume; a 1 GiB import into a new blob
+ * costs three state writes (start, fill intent, end) instead of an intent and a commit per 32 MiB batch, which
+ * on a server sharing the client's cores took ~10% of the upload's time. Overwrites keep the per-chunk CRC64
+ * intents: there the old bytes were data too, and only the checksum tells which ones Azure holds.
  *
  * Batches are prepared one ahead: while batch k's Put Pages are being issued, batch k+1 is read, hashed and
  * its intent written, so its first request goes out as soon as a slot of batch k frees (no stall at batch
- * boundaries); at most batches k (in flight), k+1 (announced) and k+2 (being read) are held at once.
+ * boundaries); at most batches k (in flight), k+1 (announced) and k+2 (being read) are held at once. Filled
+ * chunks hold only their slot.
  * Pages with a tag >= 1 are ciphertext: the seal step (seal.ts) dropped all-zero plaintext pages before
  * encrypting, and an all-zero ciphertext page is still data, so those extents are sent without a zero scan.
  * All chunks of one upload carry one write version. When the upload stops (Azure unreachable, a refusal), the
- * state keeps the checkpoint and the intents of the chunks in doubt; the next access settles those by CRC64 (a
- * chunk that landed is committed and counted done), and `resume: true` with the same source sends only what
- * is not done.
+ * state keeps the checkpoint, the fill intent and the intents of the chunks in doubt; the next access settles
+ * them (recovery.ts: the fill by Get Page Ranges, pending chunks by CRC64; what landed is committed and counted
+ * done), and `resume: true` with the same source sends only what is not done.
  */
 import { randomUUID } from 'node:crypto';
 
@@ -28,9 +38,10 @@ import { describeValue } from '../errors.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
 import * as v from '../store/validate.js';
 import { nonZeroRunsAsync, pagesInRuns } from '../xts/index.js';
+import { mergeSpans, spansOfAzure, spansOfRuns, subtractSpans } from './spans.js';
 import type { SettledBlob } from './state-store.js';
 import {
-  type BlobState, commitWrite, crc64Base64, crc64Option, dropPending, isDone, markDone, type PendingWrite,
+  type BlobState, commitWrite, crc64Base64, crc64Option, dropPending, isDone, markDone, type PageSpan, type PendingWrite,
 } from './state.js';
 
 /** A run of pages to store with one tag. `data` must not change until the upload settles. */
@@ -139,6 +150,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
     version = s.version;
   });
   const doneAtStart = ctx.loaded.state;
+  const empty = await emptySpans(ctx);
 
   // State writes (intents, commits) go one at a time, in order.
   let chain: Promise<void> = Promise.resolve();
@@ -191,6 +203,31 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
     }));
   };
 
+  // Chunks into empty pages (the fill): announced once, then each sent as soon as a slot frees.
+  let fillTag: number | undefined;
+  const filled = new SpanList();
+  const filling = new Set<Promise<void>>();
+  const fillChunk = async (c: Chunk): Promise<void> => {
+    await slots.acquire();
+    if (failure !== undefined) {
+      slots.release();
+      return;
+    }
+    const request: Promise<void> = ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, crc64Option(c.crc64)).then(() => {
+      filled.add(c.start, c.end);
+      stats.bytesSent += c.data.length;
+      stats.requests++;
+      options.onProgress?.({ ...stats });
+    }, (err: unknown) => {
+      failure ??= { err };
+    }).finally(() => {
+      c.hold.drop();
+      slots.release();
+      filling.delete(request);
+    });
+    filling.add(request);
+  };
+
   // The issuing of the batches handed over so far, in order.
   let issuing: Promise<void> = Promise.resolve();
   /** Announce a batch now, queue its issuing after the previous batch's, and wait until that one is issued. */
@@ -226,8 +263,18 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
           continue;
         }
         hold.take();
-        batch.push({ ...chunk, crc64: chunk.crc64 ?? crc64Base64(chunk.data), hold });
-        batched += chunk.data.length;
+        const c: Chunk = { ...chunk, crc64: chunk.crc64 ?? crc64Base64(chunk.data), hold };
+        if (covers(empty, c.start, c.end) && (fillTag === undefined || fillTag === c.tag)) {
+          if (fillTag === undefined) {
+            const tag = c.tag;
+            await stateWrite((s) => { s.fill = { tag, spans: empty.map((e) => ({ ...e })) }; });
+            fillTag = tag;
+          }
+          await fillChunk(c);
+          continue;
+        }
+        batch.push(c);
+        batched += c.data.length;
         if (batched >= batchBytes) {
           const full = batch;
           batch = [];
@@ -243,10 +290,64 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   }
   await issuing;
   await Promise.all(settled);
+  await Promise.all([...filling]);
   await chain;
+  // On failure the fill intent stays: the next access commits what Azure holds (a request that failed here
+  // may still have landed).
   if (failure !== undefined) throw failure.err;
-  await ctx.save((s) => { delete s.upload; });
+  const tag = fillTag;
+  await ctx.save((s) => {
+    if (tag !== undefined) {
+      for (const f of filled.spans()) commitWrite(s, f.start, f.end, tag, version);
+    }
+    delete s.fill;
+    delete s.upload;
+  });
   return { ...stats, uploadId };
+}
+
+/**
+ * The pages of the blob that hold nothing now: no run in the settled state and none allocated on Azure (one
+ * Get Page Ranges; the two agree after recovery, and a page only Azure holds is left to the checked path).
+ */
+async function emptySpans(ctx: SettledBlob): Promise<PageSpan[]> {
+  const res = await ctx.client.getPageRanges();
+  const size = res.blobContentLength ?? (await ctx.client.getProperties()).contentLength ?? 0;
+  const all = [{ start: 0, end: Math.floor(size / PAGE_SIZE) }];
+  return subtractSpans(subtractSpans(all, spansOfRuns(ctx.loaded.state.runs)), spansOfAzure(res.pageRange ?? []));
+}
+
+/** Whether one span of `spans` (sorted, merged) holds all of `[start, end)`. */
+function covers(spans: readonly PageSpan[], start: number, end: number): boolean {
+  let lo = 0;
+  let hi = spans.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((spans[mid] as PageSpan).end <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  const s = spans[lo];
+  return s !== undefined && s.start <= start && s.end >= end;
+}
+
+/** Page spans added in any order, kept merged (requests land about in order, so the list stays short). */
+class SpanList {
+  #spans: PageSpan[] = [];
+  #sorted = 0;
+
+  add(start: number, end: number): void {
+    const last = this.#spans[this.#spans.length - 1];
+    if (last !== undefined && last.end === start) last.end = end;
+    else this.#spans.push({ start, end });
+    if (this.#spans.length - this.#sorted > 1024) this.spans();
+  }
+
+  /** The spans, sorted and merged. */
+  spans(): PageSpan[] {
+    this.#spans = mergeSpans(this.#spans.sort((a, b) => a.start - b.start));
+    this.#sorted = this.#spans.length;
+    return this.#spans;
+  }
 }
 
 function checkExtent(extent: UploadExtent, lastEnd: number): void {

@@ -1,8 +1,8 @@
 /**
  * CRC-64/NVME, the checksum Azure Storage calls CRC64 (`x-ms-content-crc64` on Put Page): reflected polynomial
- * 0x9A6C9329AC4BC9B5, initial value and final XOR all ones, sent as 8 little-endian bytes. Native: PCLMULQDQ
- * folding where the CPU has it (about 24 GB/s on 4 MiB in cache here, 36x MD5), slice-by-8 tables elsewhere
- * (native/crc64*.cc). The Azure SDK's own StorageCRC64Calculator is the test oracle.
+ * 0x9A6C9329AC4BC9B5, initial value and final XOR all ones, sent as 8 little-endian bytes. Native: VPCLMULQDQ
+ * folding on 512-bit registers where the CPU has AVX-512, else PCLMULQDQ folding, else slice-by-8 tables
+ * (native/crc64*.cc). The Azure SDK's own StorageCRC64Calculator is the test oracle, for every path.
  */
 import { native } from './native.js';
 
@@ -12,3 +12,12 @@ export function crc64(data: Uint8Array): Buffer {
   return native.crc64(data);
 }
 
+
+/** The native code paths of {@link crc64} ('auto' picks the best one this CPU runs). */
+export type Crc64Path = 'auto' | 'tables' | 'pclmul' | 'vpclmul512';
+
+/** {@link crc64} on one code path, for tests; null where this CPU lacks it. */
+export function crc64OnPath(data: Uint8Array, path: Crc64Path): Buffer | null {
+  if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+  return native.crc64(data, path);
+}

@@ -42,6 +42,7 @@ export interface NativeBinding {
   alignedBuffer(bytes: number): Buffer;
   addressAlignment(view: Uint8Array): number;
   crc64(view: Uint8Array): Buffer;
+  crc64(view: Uint8Array, path: string): Buffer | null;
   sealAsync(handle: NativeKeyHandle | null, src: Uint8Array, dst: Uint8Array | null, firstSector: number | bigint,
     maxRunPages: number): Promise<Buffer>;
 }

@@ -136,6 +136,94 @@ describe('a plain Azure client sees exactly the stored bytes', () => {
   });
 });
 
+describe('bulk upload into empty pages (the fill intent) and over data (per-chunk intents)', () => {
+  function stateClient() {
+    return plainClient(server, 'acct').getContainerClient('disks').getBlockBlobClient(`os.vhd${STATE_SUFFIX}`);
+  }
+
+  it('fills empty pages under one intent and overwrites data under checksummed intents, with exact tags', async () => {
+    await store.createBlob(ref, 16 * MiB);
+    const old = randomBytes(2 * MiB);
+    await store.uploadExtents(ref, [{ offset: 4 * MiB, data: old, tag: 2 }]);
+    // 0-4 MiB empty (fill), 4-6 MiB over data (checked path), 6-12 MiB empty (fill), tag 3 throughout; then a
+    // chunk with another tag (7) into empty pages goes the checked path too.
+    const data = randomBytes(12 * MiB);
+    const result = await store.uploadExtents(ref, [
+      { offset: 0, data: data.subarray(0, 12 * MiB), tag: 3 },
+      { offset: 14 * MiB, data: data.subarray(0, MiB), tag: 7 },
+    ], { concurrency: 3, batchBytes: 4 * MiB });
+    expect(result).toMatchObject({ bytesSent: 13 * MiB, bytesSkipped: 0 });
+    expect(await store.listRanges(ref)).toEqual([
+      { start: 0, end: 12 * MiB - 1, tag: 3 }, { start: 14 * MiB, end: 15 * MiB - 1, tag: 7 },
+    ]);
+    const raw = await plainBlob().downloadToBuffer(0, 16 * MiB);
+    expect(raw.subarray(0, 12 * MiB).equals(data)).toBe(true);
+    expect(raw.subarray(14 * MiB, 15 * MiB).equals(data.subarray(0, MiB))).toBe(true);
+    const state = JSON.parse((await stateClient().downloadToBuffer()).toString()) as Record<string, unknown>;
+    expect(state.pending).toEqual([]);
+    expect(state.fill).toBeUndefined();
+    expect(state.upload).toBeUndefined();
+  });
+
+  it('an interrupted fill is settled by Get Page Ranges: what Azure holds is committed and counted done', async () => {
+    await store.createBlob(ref, 8 * MiB);
+    await store.writePages(ref, 0, pattern(8, 0, 1), 1);
+    // A writer that died mid-upload: its fill intent over the empty pages 8..16383, its checkpoint, two of its
+    // filled chunks on Azure (the rest never sent), and a chunk of another tag, announced as pending, that
+    // landed inside the fill's spans (its own tag wins).
+    const json = JSON.parse((await stateClient().downloadToBuffer()).toString()) as Record<string, unknown>;
+    const { StorageCRC64Calculator } = await import('@azure/storage-common');
+    await StorageCRC64Calculator.init();
+    const azureCrc64 = (b: Buffer): string => Buffer.from(new StorageCRC64Calculator().final(b, b.length)).toString('base64');
+    const filledA = pattern(2048, 8, 4); // pages 8..2055
+    const filledB = pattern(2048, 4096, 5); // pages 4096..6143
+    const other = pattern(16, 10000, 6); // pages 10000..10015, tag 9, pending
+    json.fill = { tag: 4, spans: [[8, 16384]] };
+    json.upload = { id: 'interrupted', done: [] };
+    json.pending = [{ start: 10000, end: 10016, tag: 9, crc64: azureCrc64(other), upload: true }];
+    const body = Buffer.from(JSON.stringify(json));
+    await stateClient().upload(body, body.length);
+    await plainBlob().uploadPages(filledA, 8 * PAGE_SIZE, filledA.length);
+    await plainBlob().uploadPages(filledB, 4096 * PAGE_SIZE, filledB.length);
+    await plainBlob().uploadPages(other, 10000 * PAGE_SIZE, other.length);
+
+    const fresh = azureStore(server); // another process
+    try {
+      expect(await fresh.listRanges(ref)).toEqual([
+        { start: 0, end: 8 * PAGE_SIZE - 1, tag: 1 },
+        { start: 8 * PAGE_SIZE, end: 2056 * PAGE_SIZE - 1, tag: 4 },
+        { start: 4096 * PAGE_SIZE, end: 6144 * PAGE_SIZE - 1, tag: 4 },
+        { start: 10000 * PAGE_SIZE, end: 10016 * PAGE_SIZE - 1, tag: 9 },
+      ]);
+      const settled = JSON.parse((await stateClient().downloadToBuffer()).toString()) as Record<string, unknown>;
+      expect(settled.fill).toBeUndefined();
+      expect(settled.pending).toEqual([]);
+      expect(settled.upload).toEqual({ id: 'interrupted', done: [[8, 2056], [4096, 6144], [10000, 10016]] });
+      const back = await fresh.readPages(ref, 8 * PAGE_SIZE, filledA.length);
+      expect(Buffer.from(back.data).equals(filledA)).toBe(true);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('a state blob with a malformed fill intent is refused as StoreCorrupt', async () => {
+    await store.createBlob(ref, MiB);
+    await store.writePages(ref, 0, pattern(8, 0, 1), 1);
+    for (const fill of [{ tag: -1, spans: [[0, 8]] }, { tag: 1, spans: [[8, 4]] }, { tag: 1, spans: [[0, 8], [4, 12]] }, 'x']) {
+      const json = JSON.parse((await stateClient().downloadToBuffer()).toString()) as Record<string, unknown>;
+      json.fill = fill;
+      const body = Buffer.from(JSON.stringify(json));
+      await stateClient().upload(body, body.length);
+      const fresh = azureStore(server);
+      try {
+        await expect(fresh.listRanges(ref)).rejects.toMatchObject({ code: 'StoreCorrupt' });
+      } finally {
+        await fresh.close();
+      }
+    }
+  });
+});
+
 describe('integrity in transit', () => {
   it('every Put Page carries x-ms-content-crc64, equal to the Azure SDK\'s CRC64 of its body (Azurite does not check it)', async () => {
     // A recording proxy between vdcrypt and Azurite.

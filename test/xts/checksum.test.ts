@@ -1,8 +1,9 @@
 /**
  * crc64 (lib/xts/checksum.ts, native/crc64*.cc): Azure Storage's CRC64 (CRC-64/NVME), checked against the
  * Azure SDK's own StorageCRC64Calculator on every length class the native code distinguishes: below the
- * folding threshold (tables only), whole 128-byte folding blocks, and folding plus a table tail; views at odd
- * offsets of larger buffers.
+ * folding thresholds (tables only), whole 128- and 256-byte folding blocks, and folding plus narrower tails;
+ * views at odd offsets of larger buffers; and each native code path (tables, PCLMULQDQ, VPCLMULQDQ-512) on its
+ * own, where this CPU runs it.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -10,6 +11,7 @@ import { StorageCRC64Calculator } from '@azure/storage-common';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { crc64OnPath } from '../../lib/xts/checksum.js';
 import { crc64 } from '../../lib/xts/index.js';
 
 let azure: (data: Uint8Array) => string;
@@ -28,7 +30,8 @@ describe('crc64', () => {
 
   it('equals the Azure SDK at every length class, at odd offsets', () => {
     const pool = randomBytes(5 * 1024 * 1024 + 64);
-    for (const n of [1, 7, 8, 9, 127, 128, 255, 256, 257, 383, 384, 385, 1000, 4096, 65536 + 13, 4 * 1024 * 1024, 5 * 1024 * 1024 + 3]) {
+    for (const n of [1, 7, 8, 9, 127, 128, 255, 256, 257, 383, 384, 385, 511, 512, 513, 640, 767, 768, 1000, 4096,
+      65536 + 13, 4 * 1024 * 1024, 5 * 1024 * 1024 + 3]) {
       for (const at of [0, 1, 13, 61]) {
         const view = pool.subarray(at, at + n);
         expect(crc64(view).toString('hex')).toBe(azure(view));
@@ -43,6 +46,22 @@ describe('crc64', () => {
       const view = padded.subarray(at);
       return crc64(view).toString('hex') === azure(view);
     }), { numRuns: 300 });
+  });
+
+  it('every native path this CPU runs equals the Azure SDK; the best one is the default', () => {
+    const pool = randomBytes(70_000);
+    const ran: string[] = [];
+    for (const path of ['tables', 'pclmul', 'vpclmul512'] as const) {
+      if (crc64OnPath(pool.subarray(0, 1), path) === null) continue;
+      ran.push(path);
+      for (const n of [0, 1, 100, 255, 256, 511, 512, 767, 768, 1024 + 128 + 16 + 3, 65536, 69_999]) {
+        const view = pool.subarray(1, 1 + n);
+        expect(crc64OnPath(view, path)?.toString('hex'), `${path} on ${n} bytes`).toBe(azure(view));
+      }
+    }
+    expect(ran).toContain('tables');
+    expect(crc64OnPath(pool, 'auto')?.toString('hex')).toBe(azure(pool));
+    expect(() => crc64OnPath(pool, 'sse9' as never)).toThrow(RangeError);
   });
 
   it('catches single-bit changes, and refuses what is not a Uint8Array', () => {
