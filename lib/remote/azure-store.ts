@@ -22,6 +22,11 @@
  *     pending clear  → pages Azure reports unallocated (Get Page Ranges) leave the runs; the rest keep their tag
  *     pending shrink → runs are cut at the size Azure reports
  *
+ * Bulk uploads into pages that hold nothing (an import into a new blob) write one fill intent instead, before
+ * their first Put Page: {tag, the empty spans}. Recovery commits the pages of those spans that Get Page Ranges
+ * shows allocated (each Put Page landed whole or not at all, and nothing else wrote there), so a 1 GiB import
+ * costs three state writes, not two per 32 MiB (upload.ts).
+ *
  * Reads take the state's runs and Get Page Ranges together: only pages allocated in both are downloaded (holes
  * are never fetched) and a page the state holds but Azure lacks is `StoreCorrupt`. Snapshots are Azure
  * snapshots of the page blob; the state blob is snapshotted first and the data snapshot's metadata names that
@@ -270,7 +275,8 @@ export class AzurePageStore implements PageStore {
   /**
    * Upload a stream of extents `{ offset, data, tag }` (page aligned, increasing, non-overlapping) to an
    * existing page blob: 4 MiB Put Pages with x-ms-content-crc64, `concurrency` in flight, all-zero pages skipped
-   * (they stay unallocated), tags committed per batch with the write-ahead protocol above. With `resume`, the
+   * (they stay unallocated), tags committed under one fill intent for empty pages and per batch of checked
+   * intents for pages that held data (the protocol above). With `resume`, the
    * chunks an interrupted upload of the same source finished are not sent again. See upload.ts.
    */
   uploadExtents(ref: BlobRef, source: ExtentSource, options: UploadOptions = {}): Promise<UploadResult> {
