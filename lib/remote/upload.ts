@@ -163,28 +163,38 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   const settled: Promise<void>[] = [];
   let failure: { err: unknown } | undefined;
 
+  /**
+   * Send one chunk's Put Page as soon as a slot is free, calling `landed` when it succeeds; undefined (nothing
+   * sent) once the upload has failed. The request never rejects: a failure is recorded in `failure`.
+   */
+  const send = async (c: Chunk, landed: () => void): Promise<{ request: Promise<void> } | undefined> => {
+    await slots.acquire();
+    if (failure !== undefined) {
+      slots.release();
+      return undefined;
+    }
+    const request = ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, crc64Option(c.crc64)).then(() => {
+      landed();
+      stats.bytesSent += c.data.length;
+      stats.requests++;
+      options.onProgress?.({ ...stats });
+    }, (err: unknown) => {
+      failure ??= { err };
+    }).finally(() => {
+      c.hold.drop();
+      slots.release();
+    });
+    return { request };
+  };
+
   // Issue a batch's Put Pages once its intent has landed; its commit is queued when they all settle.
   const issue = async (batch: Chunk[], entries: PendingWrite[]): Promise<void> => {
     const landed: number[] = [];
     const uploads: Promise<void>[] = [];
     for (let i = 0; i < batch.length && failure === undefined; i++) {
-      await slots.acquire();
-      if (failure !== undefined) {
-        slots.release();
-        break;
-      }
-      const c = batch[i] as Chunk;
-      uploads.push(ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, crc64Option(c.crc64)).then(() => {
-        landed.push(i);
-        stats.bytesSent += c.data.length;
-        stats.requests++;
-        options.onProgress?.({ ...stats });
-      }, (err: unknown) => {
-        failure ??= { err };
-      }).finally(() => {
-        c.hold.drop();
-        slots.release();
-      }));
+      const sent = await send(batch[i] as Chunk, () => landed.push(i));
+      if (sent === undefined) break;
+      uploads.push(sent.request);
     }
     settled.push(Promise.all(uploads).then(async () => {
       if (landed.length === 0) return;
@@ -208,23 +218,9 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   const filled = new SpanList();
   const filling = new Set<Promise<void>>();
   const fillChunk = async (c: Chunk): Promise<void> => {
-    await slots.acquire();
-    if (failure !== undefined) {
-      slots.release();
-      return;
-    }
-    const request: Promise<void> = ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, crc64Option(c.crc64)).then(() => {
-      filled.add(c.start, c.end);
-      stats.bytesSent += c.data.length;
-      stats.requests++;
-      options.onProgress?.({ ...stats });
-    }, (err: unknown) => {
-      failure ??= { err };
-    }).finally(() => {
-      c.hold.drop();
-      slots.release();
-      filling.delete(request);
-    });
+    const sent = await send(c, () => filled.add(c.start, c.end));
+    if (sent === undefined) return;
+    const request = sent.request.finally(() => filling.delete(request));
     filling.add(request);
   };
 
