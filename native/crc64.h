@@ -30,6 +30,9 @@ constexpr size_t kWideFoldBlockBytes = 256;  // sixteen 16-byte lanes per step, 
 constexpr size_t kWideFoldMinBytes = 512;
 // The same with 256-byte blocks (needs AVX-512 F/BW/VL, VPCLMULQDQ, PCLMULQDQ).
 uint64_t crc64_fold_vpclmul512(uint64_t state, const uint8_t* data, size_t blocks);
+// Joins `count` 16-byte folding lanes (count * 16 bytes, in message order) into the state after them, with
+// PCLMULQDQ: the end of both folding paths.
+uint64_t crc64_join_lanes(const uint8_t* lanes, size_t count);
 // x^n mod P in the reflected form the folding constants use (crc64_pclmul.cc explains the bit order).
 uint64_t crc64_x_pow_mod(unsigned n);
 

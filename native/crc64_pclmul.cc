@@ -5,7 +5,8 @@
 // product of two reflected 64-bit values, read as a 128-bit lane, is the polynomial product times x. So to
 // multiply a half by x^n mod P we multiply by the constant K = x^(n - 1) mod P. Folding a lane forward by
 // 8 lanes (1024 bits) maps A = Hi * x^64 + Lo to Hi * x^1088 + Lo * x^1024 (mod P): constants x^1087 and x^1023;
-// joining lanes, one lane forward (128 bits): x^191 and x^127. The last lane is a 16-byte message whose CRC
+// joining lanes, one lane forward (128 bits): x^191 and x^127 (crc64_join_lanes, also used by the 512-bit
+// path). The last lane is a 16-byte message whose CRC
 // from state 0 is the state we return (the tables finish it). The constants are computed once, not typed in.
 #pragma GCC target("sse4.1,pclmul")
 
@@ -51,8 +52,15 @@ uint64_t crc64_fold_pclmul(uint64_t state, const uint8_t* data, size_t blocks) {
   for (size_t b = 1; b < blocks; ++b, data += kFoldBlockBytes) {
     for (int i = 0; i < 8; ++i) lane[i] = fold(lane[i], k.by8, load(data + 16 * i));
   }
-  __m128i acc = lane[0];
-  for (int i = 1; i < 8; ++i) acc = fold(acc, k.by1, lane[i]);
+  alignas(16) uint8_t lanes[8 * 16];
+  for (int i = 0; i < 8; ++i) _mm_store_si128(reinterpret_cast<__m128i*>(lanes + 16 * i), lane[i]);
+  return crc64_join_lanes(lanes, 8);
+}
+
+uint64_t crc64_join_lanes(const uint8_t* lanes, size_t count) {
+  const FoldConstants& k = constants();
+  __m128i acc = load(lanes);
+  for (size_t i = 1; i < count; ++i) acc = fold(acc, k.by1, load(lanes + 16 * i));
   uint8_t last[16];
   _mm_storeu_si128(reinterpret_cast<__m128i*>(last), acc);
   return crc64_tables(0, last, sizeof last);

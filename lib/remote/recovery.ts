@@ -7,14 +7,15 @@
  *                    else drop it (Put Page is atomic per request: the old bytes are still there)
  *   pending clear  → pages Azure reports unallocated (Get Page Ranges) leave the runs; the rest keep their tag
  *   pending shrink → runs are cut at the size Azure reports
- *   fill intent    → pages of its spans Azure reports allocated (Get Page Ranges) are committed with its tag (and
- *                    marked done for the upload); the rest stay empty. Applied before the pending writes, so a
- *                    pending write of the same upload that landed there (another tag) has the last word.
+ *   fill intent    → pages of its spans Azure reports allocated (Get Page Ranges) and that have no run are
+ *                    committed with its tag (and marked done for the upload); the rest stay empty. A page with a
+ *                    run there was committed by a checked chunk of another tag, and a pending write of the same
+ *                    upload that landed there (another tag) is applied after it: both keep their own tag.
  */
 import type { PageBlobClient } from '@azure/storage-blob';
 
 import { PAGE_SIZE } from '../store/index.js';
-import { intersectSpans, mergeSpans, spansOfAzure, subtractSpans } from './spans.js';
+import { clipSpans, intersectSpans, mergeSpans, spansOfAzure, spansOfRuns, subtractSpans } from './spans.js';
 import {
   applyClear, applyShrink, type BlobState, commitWrite, dropPending, markDone, carries, type PageSpan, pendingKey,
 } from './state.js';
@@ -37,7 +38,7 @@ export async function recover(client: PageBlobClient, state: BlobState,
   const fill = state.fill;
   let filled: PageSpan[] = [];
   if (fill !== undefined) {
-    const spans = intersectSpans(fill.spans, [{ start: 0, end: size / PAGE_SIZE }]);
+    const spans = clipSpans(fill.spans, 0, size / PAGE_SIZE);
     if (spans.length > 0) {
       const from = (spans[0] as PageSpan).start;
       const to = (spans[spans.length - 1] as PageSpan).end;
@@ -58,8 +59,10 @@ export async function recover(client: PageBlobClient, state: BlobState,
     st.clears = [];
     st.version++;
     // (Only if the record is still there: a state re-read after a lost ETag race may have been settled already.)
+    // Pages of the spans that have a run now were committed by the upload's checked path (a chunk of another
+    // tag, committed with its own): they keep it. The fill's own chunks are only committed at its end.
     if (fill !== undefined && st.fill !== undefined) {
-      for (const f of filled) {
+      for (const f of subtractSpans(filled, spansOfRuns(st.runs))) {
         commitWrite(st, f.start, f.end, fill.tag, st.version);
         markDone(st, f.start, f.end);
       }

@@ -6,7 +6,9 @@
  *        │                 (they stay unallocated; chunks the checkpoint lists as done are skipped when resuming)
  *        ├─ chunk into pages that were empty at the start (the usual case: an import into a new blob)
  *        │     first one ──▶ 1 fill intent: state.fill = {tag, the empty spans} (state blob, once per upload)
- *        │     Put Page, x-ms-content-crc64, sent as soon as one of `concurrency` slots is free
+ *        │     Put Page, x-ms-content-crc64, sent as soon as one of `concurrency` slots is free (the SDK
+ *        │     retries with backoff on 5xx/timeouts; the CRC64 is taken here unless the producer hands it over
+ *        │     with the extent, as seal.ts does)
  *        │
  *        └─ chunk over pages that held data (an overwrite), or with another tag than the fill's
  *              batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, crc64}

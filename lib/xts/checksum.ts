@@ -12,7 +12,6 @@ export function crc64(data: Uint8Array): Buffer {
   return native.crc64(data);
 }
 
-
 /** The native code paths of {@link crc64} ('auto' picks the best one this CPU runs). */
 export type Crc64Path = 'auto' | 'tables' | 'pclmul' | 'vpclmul512';
 

@@ -141,6 +141,13 @@ describe('bulk upload into empty pages (the fill intent) and over data (per-chun
     return plainClient(server, 'acct').getContainerClient('disks').getBlockBlobClient(`os.vhd${STATE_SUFFIX}`);
   }
 
+  /** The state blob as one GET (one version, even while the upload rewrites it). */
+  async function readState(): Promise<Record<string, unknown>> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of (await stateClient().download()).readableStreamBody ?? []) chunks.push(Buffer.from(chunk as Buffer));
+    return JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
+  }
+
   it('fills empty pages under one intent and overwrites data under checksummed intents, with exact tags', async () => {
     await store.createBlob(ref, 16 * MiB);
     const old = randomBytes(2 * MiB);
@@ -148,10 +155,16 @@ describe('bulk upload into empty pages (the fill intent) and over data (per-chun
     // 0-4 MiB empty (fill), 4-6 MiB over data (checked path), 6-12 MiB empty (fill), tag 3 throughout; then a
     // chunk with another tag (7) into empty pages goes the checked path too.
     const data = randomBytes(12 * MiB);
-    const result = await store.uploadExtents(ref, [
-      { offset: 0, data: data.subarray(0, 12 * MiB), tag: 3 },
-      { offset: 14 * MiB, data: data.subarray(0, MiB), tag: 7 },
-    ], { concurrency: 3, batchBytes: 4 * MiB });
+    let fillSeen: unknown;
+    async function* extents(): AsyncGenerator<UploadExtent> {
+      yield { offset: 0, data: data.subarray(0, 12 * MiB), tag: 3 };
+      // The first chunk into empty pages has announced the fill: the empty spans, without the pages of data.
+      fillSeen = (await readState()).fill;
+      yield { offset: 14 * MiB, data: data.subarray(0, MiB), tag: 7 };
+    }
+    const result = await store.uploadExtents(ref, extents(), { concurrency: 3, batchBytes: 4 * MiB });
+    const pages = MiB / PAGE_SIZE;
+    expect(fillSeen).toEqual({ tag: 3, spans: [[0, 4 * pages], [6 * pages, 16 * pages]] });
     expect(result).toMatchObject({ bytesSent: 13 * MiB, bytesSkipped: 0 });
     expect(await store.listRanges(ref)).toEqual([
       { start: 0, end: 12 * MiB - 1, tag: 3 }, { start: 14 * MiB, end: 15 * MiB - 1, tag: 7 },
@@ -169,8 +182,8 @@ describe('bulk upload into empty pages (the fill intent) and over data (per-chun
     await store.createBlob(ref, 8 * MiB);
     await store.writePages(ref, 0, pattern(8, 0, 1), 1);
     // A writer that died mid-upload: its fill intent over the empty pages 8..16383, its checkpoint, two of its
-    // filled chunks on Azure (the rest never sent), and a chunk of another tag, announced as pending, that
-    // landed inside the fill's spans (its own tag wins).
+    // filled chunks on Azure (the rest never sent), and two chunks of other tags inside the fill's spans: one
+    // announced as pending that landed, one already committed by the checked path. Both keep their own tag.
     const json = JSON.parse((await stateClient().downloadToBuffer()).toString()) as Record<string, unknown>;
     const { StorageCRC64Calculator } = await import('@azure/storage-common');
     await StorageCRC64Calculator.init();
@@ -178,14 +191,17 @@ describe('bulk upload into empty pages (the fill intent) and over data (per-chun
     const filledA = pattern(2048, 8, 4); // pages 8..2055
     const filledB = pattern(2048, 4096, 5); // pages 4096..6143
     const other = pattern(16, 10000, 6); // pages 10000..10015, tag 9, pending
+    const committed = pattern(16, 12000, 7); // pages 12000..12015, tag 8, committed by the checked path
     json.fill = { tag: 4, spans: [[8, 16384]] };
     json.upload = { id: 'interrupted', done: [] };
     json.pending = [{ start: 10000, end: 10016, tag: 9, crc64: azureCrc64(other), upload: true }];
+    (json.runs as number[][]).push([12000, 12016, 8, 3]);
     const body = Buffer.from(JSON.stringify(json));
     await stateClient().upload(body, body.length);
     await plainBlob().uploadPages(filledA, 8 * PAGE_SIZE, filledA.length);
     await plainBlob().uploadPages(filledB, 4096 * PAGE_SIZE, filledB.length);
     await plainBlob().uploadPages(other, 10000 * PAGE_SIZE, other.length);
+    await plainBlob().uploadPages(committed, 12000 * PAGE_SIZE, committed.length);
 
     const fresh = azureStore(server); // another process
     try {
@@ -194,6 +210,7 @@ describe('bulk upload into empty pages (the fill intent) and over data (per-chun
         { start: 8 * PAGE_SIZE, end: 2056 * PAGE_SIZE - 1, tag: 4 },
         { start: 4096 * PAGE_SIZE, end: 6144 * PAGE_SIZE - 1, tag: 4 },
         { start: 10000 * PAGE_SIZE, end: 10016 * PAGE_SIZE - 1, tag: 9 },
+        { start: 12000 * PAGE_SIZE, end: 12016 * PAGE_SIZE - 1, tag: 8 },
       ]);
       const settled = JSON.parse((await stateClient().downloadToBuffer()).toString()) as Record<string, unknown>;
       expect(settled.fill).toBeUndefined();
