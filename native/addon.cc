@@ -423,7 +423,15 @@ napi_value CryptAsync(napi_env env, napi_callback_info info) {
 // each), encrypt them (when a key is given) and take Azure's CRC64 of each run's output while it is still in
 // L1/L2. Pages are 512 bytes; all-zero pages are left out and their bytes in dst are not written.
 constexpr size_t kPageBytes = 512;
-constexpr size_t kSealBlockPages = 64;  // 32 KiB: encrypted, then checksummed while in cache
+// 16 KiB: encrypted into dst, then checksummed while both stay in L1. While a block is in the AES and CLMUL
+// units no load of the source is in flight, so each block first prefetches the source of the next one: the
+// DRAM reads then overlap the work instead of following it.
+constexpr size_t kSealBlockPages = 32;
+constexpr size_t kCacheLine = 64;
+
+void prefetch(const uint8_t* from, const uint8_t* end) {
+  for (const uint8_t* p = from; p < end; p += kCacheLine) __builtin_prefetch(p, 0, 3);
+}
 
 struct SealCall {
   KeySchedule schedule;  // a copy, as for cryptAsync
@@ -465,6 +473,8 @@ void execute_seal(napi_env, void* data) {
     uint64_t crc = 0;
     while (i < n && i - start < call->max_run && !zero_page(call->src + i * kPageBytes)) {
       const size_t block = i;
+      const size_t next = std::min(n, block + kSealBlockPages);
+      prefetch(call->src + next * kPageBytes, call->src + std::min(n, next + kSealBlockPages) * kPageBytes);
       do {
         ++i;
       } while (i < n && i - start < call->max_run && i - block < kSealBlockPages && !zero_page(call->src + i * kPageBytes));
