@@ -25,7 +25,7 @@
  * Bulk uploads into pages that hold nothing (an import into a new blob) write one fill intent instead, before
  * their first Put Page: {tag, the empty spans}. Recovery commits the pages of those spans that Get Page Ranges
  * shows allocated (each Put Page landed whole or not at all, and nothing else wrote there), so a 1 GiB import
- * costs three state writes, not two per 32 MiB (upload.ts).
+ * costs two state writes, not two per 32 MiB (upload.ts).
  *
  * Reads take the state's runs and Get Page Ranges together: only pages allocated in both are downloaded (holes
  * are never fetched) and a page the state holds but Azure lacks is `StoreCorrupt`. Snapshots are Azure

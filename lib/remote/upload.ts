@@ -5,7 +5,8 @@
  *   source extents ──▶ split into ≤ 4 MiB chunks, CRC64 of each; plaintext (tag 0) all-zero pages dropped
  *        │                 (they stay unallocated; chunks the checkpoint lists as done are skipped when resuming)
  *        ├─ chunk into pages that were empty at the start (the usual case: an import into a new blob)
- *        │     first one ──▶ 1 fill intent: state.fill = {tag, the empty spans} (state blob, once per upload)
+ *        │     first one ──▶ 1 fill intent: state.fill = {tag, the empty spans} (state blob, once per upload;
+ *        │                   the upload's checkpoint and write version ride on it, or on the first batch intent)
  *        │     Put Page, x-ms-content-crc64, sent as soon as one of `concurrency` slots is free (the SDK
  *        │     retries with backoff on 5xx/timeouts; the CRC64 is taken here unless the producer hands it over
  *        │     with the extent, as seal.ts does)
@@ -19,8 +20,9 @@
  * A fill needs no per-chunk record: its pages were empty and nothing else writes the blob while the upload
  * holds its lock, so after a crash recovery commits exactly the pages of the fill's spans that Azure reports
  * allocated (Put Page is atomic per request) and marks them done for a resume; a 1 GiB import into a new blob
- * costs three state writes (start, fill intent, end) instead of an intent and a commit per 32 MiB batch, which
- * on a server sharing the client's cores took ~10% of the upload's time. Overwrites keep the per-chunk CRC64
+ * costs two state writes (the fill intent, which also opens the upload's checkpoint, and the end) instead of an
+ * intent and a commit per 32 MiB batch, which on a server sharing the client's cores took ~10% of the upload's
+ * time. Overwrites keep the per-chunk CRC64
  * intents: there the old bytes were data too, and only the checksum tells which ones Azure holds.
  *
  * Batches are prepared one ahead: while batch k's Put Pages are being issued, batch k+1 is read, hashed and
@@ -145,19 +147,33 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   const checkpoint = options.resume === true ? ctx.loaded.state.upload : undefined;
   const uploadId = checkpoint?.id ?? randomUUID();
   const stats: UploadProgress = { bytesSent: 0, bytesSkipped: 0, bytesResumed: 0, requests: 0 };
+  // What an interrupted upload finished (resume only; a new upload has nothing done).
+  const doneAtStart = checkpoint !== undefined ? ctx.loaded.state : undefined;
+  // Which pages are empty, asked while the first extents are sealed; awaited before the first request.
+  const emptyAtStart = emptySpans(ctx);
+  emptyAtStart.catch(() => undefined);
+
+  // The upload's checkpoint and its write version ride on its first state write (the fill intent or the first
+  // batch's intent; the closing write when nothing was sent), not on a write of their own: nothing is sent
+  // before that write, and one round trip less sits in front of the first request.
   let version = 0;
-  await ctx.save((s) => {
+  let begun = false;
+  const begin = (s: BlobState): void => {
     if (checkpoint === undefined) s.upload = { id: uploadId, done: [] };
     s.version++;
     version = s.version;
-  });
-  const doneAtStart = ctx.loaded.state;
-  const empty = await emptySpans(ctx);
-
+  };
   // State writes (intents, commits) go one at a time, in order.
   let chain: Promise<void> = Promise.resolve();
   const stateWrite = (mutate: (s: BlobState) => void): Promise<void> => {
-    const p = chain.then(() => ctx.save(mutate));
+    const p = chain.then(async () => {
+      const first = !begun;
+      await ctx.save((s) => {
+        if (first) begin(s);
+        mutate(s);
+      });
+      begun = true;
+    });
     chain = p.catch(() => undefined);
     return p;
   };
@@ -247,6 +263,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
     let batch: Chunk[] = [];
     let batched = 0;
     let lastEnd = 0;
+    let empty: PageSpan[] | undefined;
     for await (const extent of source) {
       if (failure !== undefined) break;
       checkExtent(extent, lastEnd);
@@ -256,16 +273,17 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
       }
       const hold = new Hold(extent.release);
       for (const chunk of await chunksOf(extent, stats)) {
-        if (isDone(doneAtStart, chunk.start, chunk.end)) {
+        if (doneAtStart !== undefined && isDone(doneAtStart, chunk.start, chunk.end)) {
           stats.bytesResumed += chunk.data.length;
           continue;
         }
         hold.take();
         const c: Chunk = { ...chunk, crc64: chunk.crc64 ?? crc64Base64(chunk.data), hold };
-        if (covers(empty, c.start, c.end) && (fillTag === undefined || fillTag === c.tag)) {
+        const spans = (empty ??= await emptyAtStart);
+        if (covers(spans, c.start, c.end) && (fillTag === undefined || fillTag === c.tag)) {
           if (fillTag === undefined) {
             const tag = c.tag;
-            await stateWrite((s) => { s.fill = { tag, spans: empty.map((e) => ({ ...e })) }; });
+            await stateWrite((s) => { s.fill = { tag, spans: spans.map((e) => ({ ...e })) }; });
             fillTag = tag;
           }
           await fillChunk(c);
@@ -283,6 +301,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
       hold.drop();
     }
     await flush(batch);
+    await emptyAtStart; // Azure unreachable fails the upload even when there was nothing to send
   } catch (err) {
     failure ??= { err };
   }
@@ -294,7 +313,9 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   // may still have landed).
   if (failure !== undefined) throw failure.err;
   const tag = fillTag;
+  const first = !begun;
   await ctx.save((s) => {
+    if (first) begin(s);
     if (tag !== undefined) {
       for (const f of filled.spans()) commitWrite(s, f.start, f.end, tag, version);
     }

@@ -5,7 +5,7 @@
  * settles an interrupted write by its CRC64 (or the MD5 of older states).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,6 +178,40 @@ describe('bulk upload into empty pages (the fill intent) and over data (per-chun
     expect(state.upload).toBeUndefined();
   });
 
+  it('an upload into a new blob writes its state blob twice: the fill intent (with the checkpoint), then the end', async () => {
+    const stateWrites: string[] = [];
+    let firstPut = -1;
+    const { store: viaProxy, close } = await recordingProxy((req, body) => {
+      if (req.method !== 'PUT') return;
+      if ((req.url ?? '').includes(STATE_SUFFIX)) {
+        stateWrites.push(body.toString());
+      } else if ((req.url ?? '').includes('comp=page') && firstPut < 0) {
+        firstPut = stateWrites.length;
+      }
+    });
+    try {
+      await viaProxy.createBlob(ref, 16 * MiB);
+      const before = stateWrites.length;
+      let stateWhenPulled: Record<string, unknown> | undefined;
+      async function* extents(): AsyncGenerator<UploadExtent> {
+        // Pulled before anything is written for this upload: no separate checkpoint write comes first.
+        stateWhenPulled = await readState();
+        for (let at = 0; at < 12 * MiB; at += 4 * MiB) yield { offset: at, data: randomBytes(4 * MiB), tag: 1 };
+      }
+      await viaProxy.uploadExtents(ref, extents(), { concurrency: 2 });
+      expect(stateWhenPulled?.upload).toBeUndefined();
+      const writes = stateWrites.slice(before).map((w) => JSON.parse(w) as Record<string, unknown>);
+      expect(writes).toHaveLength(2);
+      expect(writes[0]).toMatchObject({ upload: { done: [] }, fill: { tag: 1 } });
+      expect(firstPut).toBe(before + 1); // the first Put Page follows the fill intent
+      expect(writes[1]?.upload).toBeUndefined();
+      expect(writes[1]?.fill).toBeUndefined();
+      expect(await viaProxy.listRanges(ref)).toEqual([{ start: 0, end: 12 * MiB - 1, tag: 1 }]);
+    } finally {
+      await close();
+    }
+  });
+
   it('an interrupted fill is settled by Get Page Ranges: what Azure holds is committed and counted done', async () => {
     await store.createBlob(ref, 8 * MiB);
     await store.writePages(ref, 0, pattern(8, 0, 1), 1);
@@ -243,30 +277,12 @@ describe('bulk upload into empty pages (the fill intent) and over data (per-chun
 
 describe('integrity in transit', () => {
   it('every Put Page carries x-ms-content-crc64, equal to the Azure SDK\'s CRC64 of its body (Azurite does not check it)', async () => {
-    // A recording proxy between vdcrypt and Azurite.
     const puts: Array<{ crc64: string | undefined; md5: string | undefined; body: Buffer }> = [];
-    const proxy = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        if (req.method === 'PUT' && (req.url ?? '').includes('comp=page') && req.headers['x-ms-page-write'] === 'update') {
-          const h = (name: string): string | undefined => req.headers[name] as string | undefined;
-          puts.push({ crc64: h('x-ms-content-crc64'), md5: h('content-md5'), body });
-        }
-        const upstream = httpRequest({ host: '127.0.0.1', port: server.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        });
-        upstream.on('error', () => { res.statusCode = 502; res.end(); });
-        upstream.end(body);
-      });
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const { port } = proxy.address() as { port: number };
-    const config = server.configs()['acct'] as { connectionString: string };
-    const viaProxy = new AzurePageStore({
-      accounts: { acct: { connectionString: config.connectionString.replace(`:${server.port}/`, `:${port}/`) } }, retry: TEST_RETRY,
+    const { store: viaProxy, close } = await recordingProxy((req, body) => {
+      if (req.method === 'PUT' && (req.url ?? '').includes('comp=page') && req.headers['x-ms-page-write'] === 'update') {
+        const h = (name: string): string | undefined => req.headers[name] as string | undefined;
+        puts.push({ crc64: h('x-ms-content-crc64'), md5: h('content-md5'), body });
+      }
     });
     try {
       const proxied = new PageBlobService(viaProxy, accounts);
@@ -284,11 +300,41 @@ describe('integrity in transit', () => {
       }
       expect(Buffer.from(await proxied.readRange(ref, 4 * MiB, 6 * MiB)).equals(data)).toBe(true);
     } finally {
-      await viaProxy.close();
-      await new Promise((resolve) => proxy.close(resolve));
+      await close();
     }
   });
 });
+
+/** An AzurePageStore that reaches Azurite through a proxy showing `see` every request with its body. */
+async function recordingProxy(see: (req: IncomingMessage, body: Buffer) => void): Promise<{ store: AzurePageStore; close: () => Promise<void> }> {
+  const proxy = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      see(req, body);
+      const upstream = httpRequest({ host: '127.0.0.1', port: server.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      upstream.on('error', () => { res.statusCode = 502; res.end(); });
+      upstream.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const { port } = proxy.address() as { port: number };
+  const config = server.configs()['acct'] as { connectionString: string };
+  const viaProxy = new AzurePageStore({
+    accounts: { acct: { connectionString: config.connectionString.replace(`:${server.port}/`, `:${port}/`) } }, retry: TEST_RETRY,
+  });
+  return {
+    store: viaProxy,
+    close: async () => {
+      await viaProxy.close();
+      await new Promise((resolve) => proxy.close(resolve));
+    },
+  };
+}
 
 describe('VHD import in base-image mode', () => {
   it('a fixed VHD uploads to blob bytes identical to the file, sparsely', async () => {
