@@ -22,8 +22,8 @@
  * allocated (Put Page is atomic per request) and marks them done for a resume; a 1 GiB import into a new blob
  * costs two state writes (the fill intent, which also opens the upload's checkpoint, and the end) instead of an
  * intent and a commit per 32 MiB batch, which on a server sharing the client's cores took ~10% of the upload's
- * time. Overwrites keep the per-chunk CRC64
- * intents: there the old bytes were data too, and only the checksum tells which ones Azure holds.
+ * time. Overwrites keep the per-chunk CRC64 intents: there the old bytes were data too, and only the checksum
+ * tells which ones Azure holds.
  *
  * Batches are prepared one ahead: while batch k's Put Pages are being issued, batch k+1 is read, hashed and
  * its intent written, so its first request goes out as soon as a slot of batch k frees (no stall at batch
