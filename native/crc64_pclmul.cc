@@ -6,8 +6,8 @@
 // multiply a half by x^n mod P we multiply by the constant K = x^(n - 1) mod P. Folding a lane forward by
 // 8 lanes (1024 bits) maps A = Hi * x^64 + Lo to Hi * x^1088 + Lo * x^1024 (mod P): constants x^1087 and x^1023;
 // joining lanes, one lane forward (128 bits): x^191 and x^127 (crc64_join_lanes, also used by the 512-bit
-// path). The last lane is a 16-byte message whose CRC
-// from state 0 is the state we return (the tables finish it). The constants are computed once, not typed in.
+// path). The last lane is a 16-byte message whose CRC from state 0 is the state we return (the tables finish
+// it). The constants are computed once, not typed in.
 #pragma GCC target("sse4.1,pclmul")
 
 #include <immintrin.h>

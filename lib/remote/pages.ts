@@ -19,7 +19,7 @@ import {
 } from '../store/index.js';
 import { clip, pageWindow, toTaggedRanges } from '../store/ranges.js';
 import { isDefiniteRefusal } from './errors.js';
-import { spansOfAzure, spansOfRuns, subtractSpans } from './spans.js';
+import { allocatedSpans, spansOfRuns, subtractSpans } from './spans.js';
 import {
   applyClear, applyShrink, type BlobState, commitWrite, crc64Base64, crc64Option, dropPending, type PendingWrite,
 } from './state.js';
@@ -100,7 +100,7 @@ export async function readTagged(ref: BlobOrSnapshotRef, client: PageBlobClient,
   if (length === 0) return { data, ranges: [], version: state.version };
   const { start, end } = pageWindow(offset, length);
   const runs = clip(state.runs, start, end);
-  const azure = spansOfAzure((await client.getPageRanges(start * PAGE_SIZE, (end - start) * PAGE_SIZE)).pageRange ?? []);
+  const azure = await allocatedSpans(client, start, end);
   const wanted = spansOfRuns(runs);
   const missing = subtractSpans(wanted, azure);
   if (missing.length > 0) {

@@ -15,7 +15,7 @@
 import type { PageBlobClient } from '@azure/storage-blob';
 
 import { PAGE_SIZE } from '../store/index.js';
-import { clipSpans, intersectSpans, mergeSpans, spansOfAzure, spansOfRuns, subtractSpans } from './spans.js';
+import { allocatedSpans, clipSpans, intersectSpans, mergeSpans, spansOfRuns, subtractSpans } from './spans.js';
 import {
   applyClear, applyShrink, type BlobState, commitWrite, dropPending, markDone, carries, type PageSpan, pendingKey,
 } from './state.js';
@@ -31,7 +31,7 @@ export async function recover(client: PageBlobClient, state: BlobState,
   for (const c of state.clears) {
     const end = Math.min(c.end, size / PAGE_SIZE);
     if (end <= c.start) continue;
-    const azure = spansOfAzure((await client.getPageRanges(c.start * PAGE_SIZE, (end - c.start) * PAGE_SIZE)).pageRange ?? []);
+    const azure = await allocatedSpans(client, c.start, end);
     unallocated.push(...subtractSpans([{ start: c.start, end }], azure));
   }
   // The fill intent: one Get Page Ranges over its spans (clipped to the size Azure reports).
@@ -42,7 +42,7 @@ export async function recover(client: PageBlobClient, state: BlobState,
     if (spans.length > 0) {
       const from = (spans[0] as PageSpan).start;
       const to = (spans[spans.length - 1] as PageSpan).end;
-      filled = intersectSpans(spans, spansOfAzure((await client.getPageRanges(from * PAGE_SIZE, (to - from) * PAGE_SIZE)).pageRange ?? []));
+      filled = intersectSpans(spans, await allocatedSpans(client, from, to));
     }
   }
   const landed = new Set<string>();

@@ -1,7 +1,14 @@
 /** Page-span arithmetic between Azure's inclusive byte ranges and the store's half-open page runs. */
+import type { PageBlobClient } from '@azure/storage-blob';
+
 import { PAGE_SIZE, type PageRange } from '../store/index.js';
 import type { Run } from '../store/ranges.js';
 import type { PageSpan } from './state.js';
+
+/** The pages of `[start, end)` that Azure reports allocated in `client`, from one Get Page Ranges. */
+export async function allocatedSpans(client: PageBlobClient, start: number, end: number): Promise<PageSpan[]> {
+  return spansOfAzure((await client.getPageRanges(start * PAGE_SIZE, (end - start) * PAGE_SIZE)).pageRange ?? []);
+}
 
 /** Azure `PageRange{start,end}` lists (inclusive byte ends, maybe unmerged, as Azurite sends) → sorted merged page spans. */
 export function spansOfAzure(ranges: readonly { start?: number; end?: number; offset?: number; count?: number }[]): PageSpan[] {

@@ -167,9 +167,8 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   let chain: Promise<void> = Promise.resolve();
   const stateWrite = (mutate: (s: BlobState) => void): Promise<void> => {
     const p = chain.then(async () => {
-      const first = !begun;
       await ctx.save((s) => {
-        if (first) begin(s);
+        if (!begun) begin(s);
         mutate(s);
       });
       begun = true;
@@ -313,9 +312,8 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   // may still have landed).
   if (failure !== undefined) throw failure.err;
   const tag = fillTag;
-  const first = !begun;
   await ctx.save((s) => {
-    if (first) begin(s);
+    if (!begun) begin(s);
     if (tag !== undefined) {
       for (const f of filled.spans()) commitWrite(s, f.start, f.end, tag, version);
     }
