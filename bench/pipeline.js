@@ -1,8 +1,9 @@
 // Pipeline suite (issue 5): import of a 1 GiB fixed VHD of random data into an encrypted page blob on the
 // local store, against `qemu-img convert -O luks` and `cp` of the same file on the same disk in the same run,
-// beside the disk's own durable ceiling for the same bytes (`dd oflag=direct conv=fdatasync`); and import of a 2 TiB dynamic VHD holding 64 MiB of data (time and peak RSS). Every import runs in a child
-// process of its own (this file, `--child`), so its peak RSS is its own. Used by bench/run.js; needs the
-// compiled library (`npx tsc -p tsconfig.build.json`).
+// beside the disk's own durable ceiling for the same bytes (`dd oflag=direct conv=fdatasync`); and import of a
+// 2 TiB dynamic VHD holding 64 MiB of data (time and peak RSS). Every import runs in a child process of its own
+// (this file, `--child`), so its peak RSS is its own. Used by bench/run.js; needs the compiled library
+// (`npx tsc -p tsconfig.build.json`).
 //   node bench/pipeline.js [--quick]        prints the table
 import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
