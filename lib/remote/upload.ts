@@ -312,8 +312,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   // may still have landed).
   if (failure !== undefined) throw failure.err;
   const tag = fillTag;
-  await ctx.save((s) => {
-    if (!begun) begin(s);
+  await stateWrite((s) => {
     if (tag !== undefined) {
       for (const f of filled.spans()) commitWrite(s, f.start, f.end, tag, version);
     }
