@@ -11,7 +11,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GiB, MiB, TiB, median, timed } from './util.js';
+import { ddSeconds, GiB, MiB, TiB, median, timed } from './util.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -128,10 +128,8 @@ export async function runPipelineSuite({ quick = false, log = () => {} } = {}) {
       rmSync(join(dir, 'copy.vhd'), { force: true });
       cpSyncTimes.push(timed(() => execFileSync('sh', ['-c', 'cp "$1" "$2" && sync "$2"', 'cp', fixed, join(dir, 'copy.vhd')])));
       rmSync(join(dir, 'copy.vhd'), { force: true });
-      // The disk's durable ceiling for the same bytes: 4 MiB O_DIRECT writes, one fdatasync at the end.
-      ddDirectTimes.push(timed(() => execFileSync('dd', [`if=${fixed}`, `of=${join(dir, 'dd.raw')}`, 'bs=4M',
-        `count=${bytes / (4 * MiB)}`, 'oflag=direct', 'conv=fdatasync'], { stdio: 'ignore' })));
-      rmSync(join(dir, 'dd.raw'), { force: true });
+      // The disk's durable ceiling for the same bytes.
+      ddDirectTimes.push(ddSeconds(fixed, join(dir, 'dd.raw'), bytes, { direct: true }));
       try {
         // iter-time=10: a 10 ms PBKDF instead of qemu's default 2 s, so the figure is the conversion itself.
         luksTimes.push(timed(() => execFileSync('qemu-img', ['convert', '-f', 'vpc', '-O', 'luks',

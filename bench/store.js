@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { AccountService } from '../dist/lib/account/index.js';
 import { PageBlobService } from '../dist/lib/blob/index.js';
 import { LocalPageStore } from '../dist/lib/store/index.js';
-import { GiB, MiB, median, timed } from './util.js';
+import { ddSeconds, GiB, MiB, median, timed } from './util.js';
 
 const FILL_CHILD = fileURLToPath(new URL('./store-fill.js', import.meta.url));
 
@@ -75,14 +75,9 @@ export async function runStoreSuite({ quick = false, log = () => {} } = {}) {
       log(`store suite: run ${r + 1}/${runs}: cp, qemu-img convert -O luks, vdcrypt fill (bulk, then per call)…`);
       cpTimes.push(timed(() => execFileSync('cp', [source, join(dir, 'copy.raw')])));
       rmSync(join(dir, 'copy.raw'), { force: true });
-      // The disk's own ceiling for durable sequential writes: 4 MiB writes, one fdatasync at the end.
-      ddTimes.push(timed(() => execFileSync('dd', ['if=/dev/zero', `of=${join(dir, 'dd.raw')}`, 'bs=4M',
-        `count=${bytes / (4 * MiB)}`, 'conv=fdatasync'], { stdio: 'ignore' })));
-      rmSync(join(dir, 'dd.raw'), { force: true });
-      // The same with O_DIRECT (no page cache), as vdcrypt's fill writes.
-      ddDirectTimes.push(timed(() => execFileSync('dd', ['if=/dev/zero', `of=${join(dir, 'dd.raw')}`, 'bs=4M',
-        `count=${bytes / (4 * MiB)}`, 'oflag=direct', 'conv=fdatasync'], { stdio: 'ignore' })));
-      rmSync(join(dir, 'dd.raw'), { force: true });
+      // The disk's own ceiling for durable sequential writes, through the page cache and past it.
+      ddTimes.push(ddSeconds('/dev/zero', join(dir, 'dd.raw'), bytes));
+      ddDirectTimes.push(ddSeconds('/dev/zero', join(dir, 'dd.raw'), bytes, { direct: true }));
       try {
         luksTimes.push(timed(() => execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'luks',
           '--object', 'secret,id=sec0,data=benchmark', '-o', 'key-secret=sec0,cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,iter-time=10',
