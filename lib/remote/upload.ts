@@ -136,8 +136,12 @@ class Hold {
   }
 }
 
-/** Run one upload on `ctx`: the page blob, its settled state and the state writer the store hands over. */
-export async function runUpload(ctx: SettledBlob, source: ExtentSource, options: UploadOptions): Promise<UploadResult> {
+/**
+ * Run one upload on `ctx`: the page blob, its settled state and the state writer the store hands over.
+ * `allocated`: a Get Page Ranges of the whole blob the caller already started (else it is asked here).
+ */
+export async function runUpload(ctx: SettledBlob, source: ExtentSource, options: UploadOptions,
+  allocated?: Promise<PageRangesAnswer>): Promise<UploadResult> {
   const concurrency = v.checkInteger('concurrency', options.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY, 64);
   if (concurrency < 1) throw new RangeError('concurrency must be at least 1');
   const batchBytes = Math.max(MAX_WRITE_BYTES, v.checkInteger('batchBytes', options.batchBytes ?? DEFAULT_BATCH_BYTES));
@@ -150,7 +154,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   // What an interrupted upload finished (resume only; a new upload has nothing done).
   const doneAtStart = checkpoint !== undefined ? ctx.loaded.state : undefined;
   // Which pages are empty, asked while the first extents are sealed; awaited before the first request.
-  const emptyAtStart = emptySpans(ctx);
+  const emptyAtStart = emptySpans(ctx, allocated ?? ctx.client.getPageRanges());
   emptyAtStart.catch(() => undefined);
 
   // The upload's checkpoint and its write version ride on its first state write (the fill intent or the first
@@ -322,12 +326,14 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
   return { ...stats, uploadId };
 }
 
+type PageRangesAnswer = Awaited<ReturnType<SettledBlob['client']['getPageRanges']>>;
+
 /**
  * The pages of the blob that hold nothing now: no run in the settled state and none allocated on Azure (one
  * Get Page Ranges; the two agree after recovery, and a page only Azure holds is left to the checked path).
  */
-async function emptySpans(ctx: SettledBlob): Promise<PageSpan[]> {
-  const res = await ctx.client.getPageRanges();
+async function emptySpans(ctx: SettledBlob, allocated: Promise<PageRangesAnswer>): Promise<PageSpan[]> {
+  const res = await allocated;
   const size = res.blobContentLength ?? (await ctx.client.getProperties()).contentLength ?? 0;
   const all = [{ start: 0, end: Math.floor(size / PAGE_SIZE) }];
   return subtractSpans(subtractSpans(all, spansOfRuns(ctx.loaded.state.runs)), spansOfAzure(res.pageRange ?? []));
