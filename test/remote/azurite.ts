@@ -70,7 +70,7 @@ export async function startAzurite(accounts: string[] = ['acct', 'nobody']): Pro
 
   const launch = async (): Promise<void> => {
     const proc = spawn(process.execPath, [azuriteMain(), '--blobHost', HOST, '--blobPort', String(port), '--location', location,
-      '--silent', '--skipApiVersionCheck', '--loose', '--disableProductStyleUrl'], {
+      '--silent', '--skipApiVersionCheck', '--loose', '--disableProductStyleUrl', '--disableTelemetry'], {
       env: { ...process.env, AZURITE_ACCOUNTS: accounts.map((a) => `${a}:${KEY}`).join(';') },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
