@@ -421,7 +421,11 @@ napi_value CryptAsync(napi_env env, napi_callback_info info) {
 // What an upload does to each extent before its Put Pages, done by one pool thread in a single pass so that no
 // byte is read again on the main thread: find the runs of pages that are not all zero (at most max_run pages
 // each), encrypt them (when a key is given) and take Azure's CRC64 of each run's output while it is still in
-// L1/L2. Pages are 512 bytes; all-zero pages are left out and their bytes in dst are not written.
+// L1/L2. Where the XTS path has a fused form (XtsImpl::seal_sectors: vaes512), the CRC64 is folded from the
+// ciphertext registers and, on a 64-byte aligned dst, the ciphertext is written with non-temporal stores: one
+// read of the source and one write of dst, nothing read back, and no cache lines taken from the process that
+// receives the upload (1 GiB: 0.10 s, against 0.14 s in two steps). Pages are 512 bytes; all-zero pages are
+// left out and their bytes in dst are not written.
 constexpr size_t kPageBytes = 512;
 // 16 KiB: encrypted into dst, then checksummed while both stay in L1. While a block is in the AES and CLMUL
 // units no load of the source is in flight, so each block first prefetches the source of the next one: the
@@ -462,6 +466,7 @@ bool zero_page(const uint8_t* p) {
 
 void execute_seal(napi_env, void* data) {
   SealCall* call = static_cast<SealCall*>(data);
+  SealCrc fused;  // the run's CRC where the path encrypts and checksums in one pass
   const size_t n = call->pages;
   size_t i = 0;
   while (i < n) {
@@ -471,6 +476,7 @@ void execute_seal(napi_env, void* data) {
     }
     const size_t start = i;
     uint64_t crc = 0;
+    fused.started = false;
     while (i < n && i - start < call->max_run && !zero_page(call->src + i * kPageBytes)) {
       const size_t block = i;
       const size_t next = std::min(n, block + kSealBlockPages);
@@ -480,6 +486,10 @@ void execute_seal(napi_env, void* data) {
       } while (i < n && i - start < call->max_run && i - block < kSealBlockPages && !zero_page(call->src + i * kPageBytes));
       const size_t off = block * kPageBytes, len = (i - block) * kPageBytes;
       const uint8_t* out = call->src + off;
+      if (call->impl != nullptr && call->impl->seal_sectors != nullptr) {
+        call->impl->seal_sectors(call->schedule, call->src + off, call->dst + off, i - block, call->first + block, &fused);
+        continue;
+      }
       if (call->impl != nullptr) {
         call->impl->sectors(call->schedule, Direction::kEncrypt, call->src + off, call->dst + off, i - block, kPageBytes,
                             call->first + block);
@@ -489,7 +499,7 @@ void execute_seal(napi_env, void* data) {
     }
     call->runs.push_back(start);
     call->runs.push_back(i);
-    call->runs.push_back(crc);
+    call->runs.push_back(fused.started ? crc64_seal_value(fused.lanes) : crc);
   }
 }
 

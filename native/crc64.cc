@@ -56,6 +56,13 @@ uint64_t crc64_x_pow_mod(unsigned n) {
   return reflected;
 }
 
+const uint64_t* crc64_wide_fold_constants() {
+  static const uint64_t k[2] = {crc64_x_pow_mod(2111), crc64_x_pow_mod(2047)};
+  return k;
+}
+
+uint64_t crc64_seal_value(const uint8_t lanes[256]) { return ~crc64_join_lanes(lanes, 16); }
+
 bool crc64_path_available(Crc64Path path) {
   const CpuFeatures& f = cpu_features();
   switch (path) {

@@ -33,6 +33,11 @@ uint64_t crc64_fold_vpclmul512(uint64_t state, const uint8_t* data, size_t block
 // Joins `count` 16-byte folding lanes (count * 16 bytes, in message order) into the state after them, with
 // PCLMULQDQ: the end of both folding paths.
 uint64_t crc64_join_lanes(const uint8_t* lanes, size_t count);
+// The two constants of crc64_fold_vpclmul512's step, computed once: [0] x^2111 mod P (for a lane's low
+// quadword), [1] x^2047 mod P (its high quadword).
+const uint64_t* crc64_wide_fold_constants();
+// The CRC-64/NVME of the bytes folded into sixteen lanes (SealCrc: lane 0 started from the all-ones state).
+uint64_t crc64_seal_value(const uint8_t lanes[256]);
 // x^n mod P in the reflected form the folding constants use (crc64_pclmul.cc explains the bit order).
 uint64_t crc64_x_pow_mod(unsigned n);
 

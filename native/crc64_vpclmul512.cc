@@ -18,9 +18,8 @@ constexpr int kLanes = 16;  // 128-bit lanes per step
 
 // Each 128-bit lane: low x^2111 mod P, high x^2047 mod P.
 __m512i by16() {
-  static const __m512i k = _mm512_broadcast_i32x4(
-      _mm_set_epi64x(static_cast<long long>(crc64_x_pow_mod(2047)), static_cast<long long>(crc64_x_pow_mod(2111))));
-  return k;
+  const uint64_t* k = crc64_wide_fold_constants();
+  return _mm512_broadcast_i32x4(_mm_set_epi64x(static_cast<long long>(k[1]), static_cast<long long>(k[0])));
 }
 
 inline __m512i fold16(__m512i v, __m512i k, const uint8_t* next) {

@@ -50,6 +50,13 @@ struct CpuFeatures {
 };
 
 // One implementation of the XTS primitives.
+// The CRC-64/NVME (crc64.h) of the ciphertext a run of seal_sectors calls wrote, kept as the sixteen 128-bit
+// folding lanes of crc64_fold_vpclmul512; `started` once the first 256 bytes are in (crc64_seal_value ends it).
+struct alignas(64) SealCrc {
+  uint8_t lanes[256];
+  bool started = false;
+};
+
 struct XtsImpl {
   const char* name;
   bool (*available)(const CpuFeatures&);
@@ -63,6 +70,11 @@ struct XtsImpl {
   void (*encrypt_block_key1)(const KeySchedule& ks, const uint8_t in[16], uint8_t out[16]);
   void (*decrypt_block_key1)(const KeySchedule& ks, const uint8_t in[16], uint8_t out[16]);
   void (*encrypt_block_key2)(const KeySchedule& ks, const uint8_t in[16], uint8_t out[16]);
+  // Encrypt `count` 512-byte sectors as `sectors` does and fold the ciphertext into *crc while it is still in
+  // registers, storing it past the caches where dst is 64-byte aligned (nothing reads it before it is sent).
+  // nullptr where a path has no such form: the caller then encrypts and checksums in two steps.
+  void (*seal_sectors)(const KeySchedule& ks, const uint8_t* src, uint8_t* dst, size_t count, uint64_t first,
+                       SealCrc* crc);
 };
 
 // Per-path tables, defined in their own translation units.

@@ -169,7 +169,7 @@ void aesni_expand_key(const uint8_t key[kXtsKeyBytes], KeySchedule* ks) {
 }
 
 const XtsImpl kImplAesni = {
-    "aesni", aesni_available, aesni_expand_key, aesni_sectors, block_enc_key1, block_dec_key1, block_enc_key2,
+    "aesni", aesni_available, aesni_expand_key, aesni_sectors, block_enc_key1, block_dec_key1, block_enc_key2, nullptr,
 };
 
 }  // namespace vdcrypt

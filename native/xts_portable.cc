@@ -122,7 +122,7 @@ bool portable_available(const CpuFeatures&) { return ecb_cipher() != nullptr; }
 
 const XtsImpl kImplPortable = {
     "portable",     portable_available, portable_expand_key, portable_sectors,
-    block_enc_key1, block_dec_key1,     block_enc_key2,
+    block_enc_key1, block_dec_key1,     block_enc_key2, nullptr,
 };
 
 }  // namespace vdcrypt

@@ -171,6 +171,7 @@ const XtsImpl kImplVaes = {
     kImplAesni.encrypt_block_key1,
     kImplAesni.decrypt_block_key1,
     kImplAesni.encrypt_block_key2,
+    nullptr,
 };
 
 }  // namespace vdcrypt

@@ -20,6 +20,7 @@
 
 #include <immintrin.h>
 
+#include "crc64.h"
 #include "xts.h"
 
 namespace vdcrypt {
@@ -108,9 +109,34 @@ inline void sector_tweaks(__m128i tweak, __m512i* out) {
   _mm512_store_si512(&out[7], mul_x_bytes<3>(t1, poly));
 }
 
-// One sector whose first eight tweak registers were computed ahead (sector_tweaks) into `tw`.
-template <bool kEncrypt>
-void crypt_sector(const WideKeys& k1, const __m512i* tw, const uint8_t* src, uint8_t* dst, size_t bytes) {
+// What a seal call (kSeal) carries across sectors: the four CRC-64 folding registers (sixteen lanes, as in
+// crc64_vpclmul512.cc) and their step constant. Unused otherwise.
+struct CrcLanes {
+  __m512i v[4];
+  __m512i k;
+  bool started;
+};
+
+// Fold 256 bytes (four registers, in message order) into the CRC lanes: each lane carried forward by 2048 bits.
+inline void crc_fold(CrcLanes& c, const __m512i* b) {
+  if (!c.started) {
+    // The first 256 bytes start the lanes; lane 0 takes the all-ones starting state (crc64_nvme's).
+    c.v[0] = _mm512_xor_si512(b[0], _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, -1));
+    for (int j = 1; j < 4; ++j) c.v[j] = b[j];
+    c.started = true;
+    return;
+  }
+  for (int j = 0; j < 4; ++j) {
+    c.v[j] = _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(c.v[j], c.k, 0x00),
+                                       _mm512_clmulepi64_epi128(c.v[j], c.k, 0x11), b[j], 0x96);
+  }
+}
+
+// One sector whose first eight tweak registers were computed ahead (sector_tweaks) into `tw`. kSeal: the
+// output is also folded into `crc`, and kStream stores it with non-temporal stores (dst 64-byte aligned).
+template <bool kEncrypt, bool kSeal = false, bool kStream = false>
+void crypt_sector(const WideKeys& k1, const __m512i* tw, const uint8_t* src, uint8_t* dst, size_t bytes,
+                  CrcLanes* crc = nullptr) {
   const __m512i poly = _mm512_set_epi64(0, 0x87, 0, 0x87, 0, 0x87, 0, 0x87);
   __m512i t[kGroupVectors];
   for (int i = 0; i < kGroupVectors; ++i) t[i] = _mm512_load_si512(&tw[i]);
@@ -128,7 +154,15 @@ void crypt_sector(const WideKeys& k1, const __m512i* tw, const uint8_t* src, uin
     for (int i = 0; i < kGroupVectors; ++i) {
       const __m512i lk = _mm512_xor_si512(k1.k[kAes256Rounds], t[i]);
       b[i] = kEncrypt ? _mm512_aesenclast_epi128(b[i], lk) : _mm512_aesdeclast_epi128(b[i], lk);
-      _mm512_storeu_si512(dst + off + i * kVectorBytes, b[i]);
+      if (kStream) {
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + off + i * kVectorBytes), b[i]);
+      } else {
+        _mm512_storeu_si512(dst + off + i * kVectorBytes, b[i]);
+      }
+    }
+    if (kSeal) {
+      crc_fold(*crc, &b[0]);
+      crc_fold(*crc, &b[4]);
     }
     if (off + kGroupBytes < bytes) {
       for (int i = 0; i < kGroupVectors; ++i) t[i] = mul_x_bytes<4>(t[i], poly);
@@ -136,9 +170,9 @@ void crypt_sector(const WideKeys& k1, const __m512i* tw, const uint8_t* src, uin
   }
 }
 
-template <bool kEncrypt>
+template <bool kEncrypt, bool kSeal = false, bool kStream = false>
 void crypt_sectors(const KeySchedule& ks, const uint8_t* src, uint8_t* dst, size_t count, size_t sector_bytes,
-                   uint64_t first) {
+                   uint64_t first, CrcLanes* crc = nullptr) {
   const WideKeys k1 = broadcast_keys(kEncrypt ? ks.enc1 : ks.dec1);
   const WideKeys k2 = broadcast_keys(ks.enc2);
   // Two software pipelines: the next batch's starting tweaks are encrypted before this batch's sectors, and
@@ -162,7 +196,7 @@ void crypt_sectors(const KeySchedule& ks, const uint8_t* src, uint8_t* dst, size
         sector_tweaks(batches[cur ^ 1][0], tw[slot ^ 1]);
       }
       const size_t off = (done + i) * sector_bytes;
-      crypt_sector<kEncrypt>(k1, tw[slot], src + off, dst + off, sector_bytes);
+      crypt_sector<kEncrypt, kSeal, kStream>(k1, tw[slot], src + off, dst + off, sector_bytes, crc);
       slot ^= 1;
     }
     done = next_done;
@@ -179,6 +213,23 @@ void vaes512_sectors(const KeySchedule& ks, Direction dir, const uint8_t* src, u
   }
 }
 
+// Encrypt 512-byte sectors and fold their ciphertext into *crc in the same pass (XtsImpl::seal_sectors).
+void vaes512_seal(const KeySchedule& ks, const uint8_t* src, uint8_t* dst, size_t count, uint64_t first, SealCrc* crc) {
+  const uint64_t* k = crc64_wide_fold_constants();
+  CrcLanes lanes;
+  lanes.k = _mm512_broadcast_i32x4(_mm_set_epi64x(static_cast<long long>(k[1]), static_cast<long long>(k[0])));
+  lanes.started = crc->started;
+  for (int j = 0; j < 4; ++j) lanes.v[j] = _mm512_load_si512(crc->lanes + 64 * j);
+  if ((reinterpret_cast<uintptr_t>(dst) & 63) == 0) {
+    crypt_sectors<true, true, true>(ks, src, dst, count, kGroupBytes, first, &lanes);
+    _mm_sfence();  // the non-temporal stores are visible before the caller hands dst on
+  } else {
+    crypt_sectors<true, true, false>(ks, src, dst, count, kGroupBytes, first, &lanes);
+  }
+  for (int j = 0; j < 4; ++j) _mm512_store_si512(crc->lanes + 64 * j, lanes.v[j]);
+  crc->started = lanes.started;
+}
+
 bool vaes512_available(const CpuFeatures& f) {
   return f.aesni && f.pclmulqdq && f.avx2 && f.vaes && f.vpclmulqdq && f.avx512f && f.avx512bw && f.avx512vl;
 }
@@ -193,6 +244,7 @@ const XtsImpl kImplVaes512 = {
     kImplAesni.encrypt_block_key1,
     kImplAesni.decrypt_block_key1,
     kImplAesni.encrypt_block_key2,
+    vaes512_seal,
 };
 
 }  // namespace vdcrypt

@@ -23,6 +23,27 @@ export function alignedBuffer(bytes: number): Buffer {
   return native.alignedBuffer(bytes);
 }
 
+/**
+ * An uninitialised buffer of `bytes` (1 .. 2^30) whose first byte sits on a multiple of `alignment` (a power of
+ * two, 1 .. 4096): a view into `Buffer.allocUnsafeSlow(bytes + alignment)`. Its pages are not touched here, so
+ * whoever writes it first takes the page faults (the libuv pool, for the upload's ciphertext). Only for bytes
+ * that are written before anything reads them, such as ciphertext; never for keys.
+ */
+export function allocUnsafeAligned(bytes: number, alignment: number): Buffer {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1 || bytes > 2 ** 30) {
+    throw new RangeError(`bytes must be a whole number from 1 to 2^30, got ${String(bytes)}`);
+  }
+  if (!Number.isSafeInteger(alignment) || alignment < 1 || alignment > IO_ALIGNMENT || (alignment & (alignment - 1)) !== 0) {
+    throw new RangeError(`alignment must be a power of two from 1 to ${IO_ALIGNMENT}, got ${String(alignment)}`);
+  }
+  const raw = Buffer.allocUnsafeSlow(bytes + alignment);
+  for (let skip = 0; skip < alignment; skip++) {
+    const view = raw.subarray(skip, skip + bytes);
+    if (native.addressAlignment(view) >= alignment) return view;
+  }
+  throw new Error('unreachable: one of `alignment` consecutive addresses is a multiple of it');
+}
+
 /** Whether `view` starts on a {@link IO_ALIGNMENT} boundary in memory (what O_DIRECT needs of a buffer). */
 export function isIoAligned(view: Uint8Array): boolean {
   if (!(view instanceof Uint8Array)) throw new TypeError('view must be a Uint8Array');

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { AlignedBufferPool, alignedBuffer, IO_ALIGNMENT, isIoAligned } from '../../lib/xts/index.js';
+import { AlignedBufferPool, alignedBuffer, allocUnsafeAligned, IO_ALIGNMENT, isIoAligned } from '../../lib/xts/index.js';
 
 describe('alignedBuffer / isIoAligned', () => {
   it('hands out zero-filled buffers on a 4096-byte boundary, of exactly the size asked', () => {
@@ -29,6 +29,27 @@ describe('alignedBuffer / isIoAligned', () => {
     expect(() => alignedBuffer('4096' as unknown as number)).toThrow(RangeError);
     expect(() => isIoAligned('x' as unknown as Uint8Array)).toThrow(TypeError);
     expect(() => isIoAligned(new Uint16Array(8) as unknown as Uint8Array)).toThrow(TypeError);
+  });
+});
+
+describe('allocUnsafeAligned', () => {
+  it('hands out a view of exactly the size asked, starting on the boundary asked, within the first `alignment` bytes', () => {
+    for (const bytes of [1, 4096, 4 * 1024 * 1024]) {
+      const b = allocUnsafeAligned(bytes, IO_ALIGNMENT);
+      expect(b.length).toBe(bytes);
+      expect(isIoAligned(b)).toBe(true);
+      expect(b.byteOffset).toBeLessThan(IO_ALIGNMENT);
+      b.fill(0x5a);
+      expect(b[bytes - 1]).toBe(0x5a);
+    }
+    const v = allocUnsafeAligned(4096, 64);
+    expect(v.length).toBe(4096);
+    expect(v.byteOffset).toBeLessThan(64);
+  });
+
+  it('rejects bad sizes and alignments', () => {
+    for (const bad of [0, -1, 1.5, 2 ** 30 + 1, Number.NaN]) expect(() => allocUnsafeAligned(bad, 64)).toThrow(RangeError);
+    for (const bad of [0, 3, 48, 8192, 1.5]) expect(() => allocUnsafeAligned(64, bad)).toThrow(RangeError);
   });
 });
 
