@@ -53,7 +53,7 @@ struct CpuFeatures {
 // The CRC-64/NVME (crc64.h) of the ciphertext a run of seal_sectors calls wrote, kept as the sixteen 128-bit
 // folding lanes of crc64_fold_vpclmul512; `started` once the first 256 bytes are in (crc64_seal_value ends it).
 struct alignas(64) SealCrc {
-  uint8_t lanes[256];
+  uint8_t lanes[256] = {};
   bool started = false;
 };
 
