@@ -427,7 +427,7 @@ napi_value CryptAsync(napi_env env, napi_callback_info info) {
 // receives the upload (1 GiB: 0.10 s, against 0.14 s in two steps). Pages are 512 bytes; all-zero pages are
 // left out and their bytes in dst are not written.
 constexpr size_t kPageBytes = 512;
-// 16 KiB: encrypted into dst, then checksummed while both stay in L1. While a block is in the AES and CLMUL
+// 16 KiB: encrypted into dst, then checksummed while both stay in L1 (on a fused path, in one call). While a block is in the AES and CLMUL
 // units no load of the source is in flight, so each block first prefetches the source of the next one: the
 // DRAM reads then overlap the work instead of following it.
 constexpr size_t kSealBlockPages = 32;
@@ -466,7 +466,9 @@ bool zero_page(const uint8_t* p) {
 
 void execute_seal(napi_env, void* data) {
   SealCall* call = static_cast<SealCall*>(data);
-  SealCrc fused;  // the run's CRC where the path encrypts and checksums in one pass
+  // Where the path encrypts and checksums in one pass, each run's CRC is kept in `fused`, else in `crc`.
+  const bool fuse = call->impl != nullptr && call->impl->seal_sectors != nullptr;
+  SealCrc fused;
   const size_t n = call->pages;
   size_t i = 0;
   while (i < n) {
@@ -485,11 +487,11 @@ void execute_seal(napi_env, void* data) {
         ++i;
       } while (i < n && i - start < call->max_run && i - block < kSealBlockPages && !zero_page(call->src + i * kPageBytes));
       const size_t off = block * kPageBytes, len = (i - block) * kPageBytes;
-      const uint8_t* out = call->src + off;
-      if (call->impl != nullptr && call->impl->seal_sectors != nullptr) {
+      if (fuse) {
         call->impl->seal_sectors(call->schedule, call->src + off, call->dst + off, i - block, call->first + block, &fused);
         continue;
       }
+      const uint8_t* out = call->src + off;
       if (call->impl != nullptr) {
         call->impl->sectors(call->schedule, Direction::kEncrypt, call->src + off, call->dst + off, i - block, kPageBytes,
                             call->first + block);
@@ -499,7 +501,7 @@ void execute_seal(napi_env, void* data) {
     }
     call->runs.push_back(start);
     call->runs.push_back(i);
-    call->runs.push_back(fused.started ? crc64_seal_value(fused.lanes) : crc);
+    call->runs.push_back(fuse ? crc64_seal_value(fused.lanes) : crc);
   }
 }
 

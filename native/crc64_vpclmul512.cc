@@ -9,47 +9,31 @@
 
 #include <immintrin.h>
 
-#include "crc64.h"
+#include "crc64_wide.h"
 
 namespace vdcrypt {
 namespace {
 
 constexpr int kLanes = 16;  // 128-bit lanes per step
 
-// Each 128-bit lane: low x^2111 mod P, high x^2047 mod P.
-__m512i by16() {
-  const uint64_t* k = crc64_wide_fold_constants();
-  return _mm512_broadcast_i32x4(_mm_set_epi64x(static_cast<long long>(k[1]), static_cast<long long>(k[0])));
-}
-
-inline __m512i fold16(__m512i v, __m512i k, const uint8_t* next) {
-  const __m512i hi = _mm512_clmulepi64_epi128(v, k, 0x00);
-  const __m512i lo = _mm512_clmulepi64_epi128(v, k, 0x11);
-  return _mm512_ternarylogic_epi64(hi, lo, _mm512_loadu_si512(next), 0x96);  // hi ^ lo ^ next
-}
-
 }  // namespace
 
 uint64_t crc64_fold_vpclmul512(uint64_t state, const uint8_t* data, size_t blocks) {
   if (blocks == 0) return state;
-  const __m512i k = by16();
-  __m512i v0 = _mm512_loadu_si512(data);
-  __m512i v1 = _mm512_loadu_si512(data + 64);
-  __m512i v2 = _mm512_loadu_si512(data + 128);
-  __m512i v3 = _mm512_loadu_si512(data + 192);
-  v0 = _mm512_xor_si512(v0, _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, static_cast<long long>(state)));
+  const __m512i k = crc64_wide_constant();
+  const auto load = [](const uint8_t* p, __m512i b[4]) {
+    for (int j = 0; j < 4; ++j) b[j] = _mm512_loadu_si512(p + 64 * j);
+  };
+  __m512i v[4], b[4];
+  load(data, b);
+  crc64_wide_start(v, b, state);
   data += kWideFoldBlockBytes;
-  for (size_t b = 1; b < blocks; ++b, data += kWideFoldBlockBytes) {
-    v0 = fold16(v0, k, data);
-    v1 = fold16(v1, k, data + 64);
-    v2 = fold16(v2, k, data + 128);
-    v3 = fold16(v3, k, data + 192);
+  for (size_t n = 1; n < blocks; ++n, data += kWideFoldBlockBytes) {
+    load(data, b);
+    crc64_wide_fold(v, k, b);
   }
   alignas(64) uint8_t lanes[kLanes * 16];
-  _mm512_store_si512(lanes, v0);
-  _mm512_store_si512(lanes + 64, v1);
-  _mm512_store_si512(lanes + 128, v2);
-  _mm512_store_si512(lanes + 192, v3);
+  for (int j = 0; j < 4; ++j) _mm512_store_si512(lanes + 64 * j, v[j]);
   return crc64_join_lanes(lanes, kLanes);
 }
 

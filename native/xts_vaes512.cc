@@ -20,7 +20,7 @@
 
 #include <immintrin.h>
 
-#include "crc64.h"
+#include "crc64_wide.h"
 #include "xts.h"
 
 namespace vdcrypt {
@@ -109,26 +109,22 @@ inline void sector_tweaks(__m128i tweak, __m512i* out) {
   _mm512_store_si512(&out[7], mul_x_bytes<3>(t1, poly));
 }
 
-// What a seal call (kSeal) carries across sectors: the four CRC-64 folding registers (sixteen lanes, as in
-// crc64_vpclmul512.cc) and their step constant. Unused otherwise.
+// What a seal call (kSeal) carries across sectors: the four CRC-64 folding registers (sixteen lanes,
+// crc64_wide.h) and their step constant. Unused otherwise.
 struct CrcLanes {
   __m512i v[4];
   __m512i k;
   bool started;
 };
 
-// Fold 256 bytes (four registers, in message order) into the CRC lanes: each lane carried forward by 2048 bits.
+// Add 256 bytes of ciphertext (four registers, in message order) to the CRC lanes; the first 256 bytes of a run
+// start them from crc64_nvme's all-ones state.
 inline void crc_fold(CrcLanes& c, const __m512i* b) {
-  if (!c.started) {
-    // The first 256 bytes start the lanes; lane 0 takes the all-ones starting state (crc64_nvme's).
-    c.v[0] = _mm512_xor_si512(b[0], _mm512_set_epi64(0, 0, 0, 0, 0, 0, 0, -1));
-    for (int j = 1; j < 4; ++j) c.v[j] = b[j];
+  if (c.started) {
+    crc64_wide_fold(c.v, c.k, b);
+  } else {
+    crc64_wide_start(c.v, b, ~uint64_t{0});
     c.started = true;
-    return;
-  }
-  for (int j = 0; j < 4; ++j) {
-    c.v[j] = _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(c.v[j], c.k, 0x00),
-                                       _mm512_clmulepi64_epi128(c.v[j], c.k, 0x11), b[j], 0x96);
   }
 }
 
@@ -215,9 +211,8 @@ void vaes512_sectors(const KeySchedule& ks, Direction dir, const uint8_t* src, u
 
 // Encrypt 512-byte sectors and fold their ciphertext into *crc in the same pass (XtsImpl::seal_sectors).
 void vaes512_seal(const KeySchedule& ks, const uint8_t* src, uint8_t* dst, size_t count, uint64_t first, SealCrc* crc) {
-  const uint64_t* k = crc64_wide_fold_constants();
   CrcLanes lanes;
-  lanes.k = _mm512_broadcast_i32x4(_mm_set_epi64x(static_cast<long long>(k[1]), static_cast<long long>(k[0])));
+  lanes.k = crc64_wide_constant();
   lanes.started = crc->started;
   for (int j = 0; j < 4; ++j) lanes.v[j] = _mm512_load_si512(crc->lanes + 64 * j);
   if ((reinterpret_cast<uintptr_t>(dst) & 63) == 0) {
