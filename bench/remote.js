@@ -225,10 +225,10 @@ export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
       zeroSkipped: sealed.bytesSkipped + result.bytesSkipped, unvisited: 2 * TiB - visited, allocated,
     });
     const sp = rows[rows.length - 1];
-    const perRound = (base) => times[base].map((t, i) => t / times.vdcrypt[i]);
+    const perRound = (base, ours = 'vdcrypt') => times[base].map((t, i) => t / times[ours][i]);
     const ratio = median(perRound('plainMd5'));
     const ratioNoMd5 = median(perRound('plain'));
-    const perRoundPresealed = times.plain.map((t, i) => t / times.presealed[i]);
+    const perRoundPresealed = perRound('plain', 'presealed');
     const spread = (xs) => `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}`;
     const check = (ok) => (ok ? 'met' : '**missed**');
     const markdown = [
