@@ -16,13 +16,13 @@
  * upload: as with Azure SSE, the setting governs each write as it is made, and one upload is one write of its
  * extents. (Reading the account file per 4 MiB extent cost more than the XTS itself.) The key gate still runs
  * per extent, so a key revoked mid-upload stops it; the native pass copies the key schedule when called.
- * Ciphertext goes into buffers of a per-call pool, handed back through {@link UploadExtent.release} once the
- * upload has sent every run cut from them: a fresh 4 MiB buffer per extent cost more in garbage collection
- * (external memory pressure forcing mark-compacts) and page faults than the XTS. The pool's buffers start on a
- * 64-byte boundary (lib/xts `allocUnsafeAligned`): there the native pass encrypts, takes the CRC64 from the
- * registers and writes the ciphertext with non-temporal stores, one pass over memory that leaves the caches to
- * Azurite and the sockets (1 GiB: 0.10 s against 0.14 s for encrypting into an unaligned buffer and
- * checksumming it after). Ciphertext is not secret, so they are uninitialised, and their first-touch page
+ * Ciphertext goes into 4 MiB buffers of the process's shared pool (cipher-pool.ts), handed back through
+ * {@link UploadExtent.release} once the upload has sent every run cut from them: a fresh buffer per extent, or
+ * a fresh set per upload, cost more in garbage collection (external memory pressure forcing mark-compacts) and
+ * page faults than the XTS. The buffers start on a 64-byte boundary: there the native pass encrypts, takes the
+ * CRC64 from the registers and writes the ciphertext with non-temporal stores, one pass over memory that leaves
+ * the caches to Azurite and the sockets (1 GiB: 0.10 s against 0.14 s for encrypting into an unaligned buffer
+ * and checksumming it after). Ciphertext is not secret, so they are uninitialised, and their first-touch page
  * faults fall on the pool thread that writes them, not on the main thread; only the bytes of the runs, all
  * written by XTS, are handed out.
  */
@@ -31,34 +31,11 @@ import { availableParallelism } from 'node:os';
 import type { PageBlobService, WriteMode } from '../blob/index.js';
 import { describeValue } from '../errors.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
-import { allocUnsafeAligned, type PageRun, pagesInRuns, type XtsCipher } from '../xts/index.js';
+import { type PageRun, pagesInRuns, type XtsCipher } from '../xts/index.js';
+import { type CipherPool, sharedCipherPool } from './cipher-pool.js';
 import type { UploadExtent } from './upload.js';
 
 const PLAINTEXT_TAG = 0;
-/** What the native pass needs of a destination for its non-temporal stores. */
-const STREAM_ALIGNMENT = 64;
-/** Free buffers a pool keeps (beyond this, returned buffers are left to the garbage collector). */
-const POOL_KEEP = 32;
-
-/** Reusable ciphertext buffers of {@link MAX_WRITE_BYTES} (64-byte aligned); longer extents get their own buffer. */
-class CipherPool {
-  readonly #free: Buffer[] = [];
-
-  /** A buffer of `length` bytes (uninitialised) and the function that returns it to the pool. */
-  take(length: number): { buffer: Buffer; release?: () => void } {
-    if (length > MAX_WRITE_BYTES) return { buffer: Buffer.allocUnsafeSlow(length) };
-    const whole = this.#free.pop() ?? allocUnsafeAligned(MAX_WRITE_BYTES, STREAM_ALIGNMENT);
-    let returned = false;
-    return {
-      buffer: whole.subarray(0, length),
-      release: () => {
-        if (returned) return;
-        returned = true;
-        if (this.#free.length < POOL_KEEP) this.#free.push(whole);
-      },
-    };
-  }
-}
 
 export interface SealOptions {
   mode?: WriteMode;
@@ -77,7 +54,7 @@ export async function* sealExtents(blobs: PageBlobService, account: string, sour
   if (mode !== 'account' && mode !== 'base-image') throw new RangeError(`unknown write mode '${String(mode)}'`);
   const stats = options.stats ?? { bytesSkipped: 0 };
   let encrypt: boolean | undefined;
-  const pool = new CipherPool();
+  const pool = sharedCipherPool;
   // Extents whose pass is running on the pool, oldest first (SEAL_DEPTH at most before the oldest is yielded).
   const running: Promise<UploadExtent[]>[] = [];
   try {
