@@ -41,7 +41,8 @@
  *
  * Files: clients.ts (accounts → SDK clients), state-store.ts (the state blob: ETags, cache), recovery.ts (first
  * access after a crash), pages.ts (write, clear, shrink and read under the protocol), snapshots.ts (snapshots
- * and diffs), upload.ts (bulk upload), errors.ts (Azure errors → StoreError codes).
+ * and diffs), upload.ts (bulk upload), seal.ts and cipher-pool.ts (the upload's encryption pass and its buffers),
+ * errors.ts (Azure errors → StoreError codes).
  */
 import type { BlobServiceClient, StorageRetryOptions } from '@azure/storage-blob';
 
