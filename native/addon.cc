@@ -428,8 +428,9 @@ napi_value CryptAsync(napi_env env, napi_callback_info info) {
 // left out and their bytes in dst are not written.
 constexpr size_t kPageBytes = 512;
 // 16 KiB: encrypted into dst, then checksummed while both stay in L1 (on a fused path, in one call). While a block is in the AES and CLMUL
-// units no load of the source is in flight, so each block first prefetches the source of the next one: the
-// DRAM reads then overlap the work instead of following it.
+// units no load of the source is in flight, so on the two-step paths each block first prefetches the source of
+// the next one: the DRAM reads then overlap the work instead of following it. The fused kernel prefetches
+// sector by sector itself (xts_vaes512.cc, kSealPrefetchBytes).
 constexpr size_t kSealBlockPages = 32;
 constexpr size_t kCacheLine = 64;
 
@@ -482,7 +483,7 @@ void execute_seal(napi_env, void* data) {
     while (i < n && i - start < call->max_run && !zero_page(call->src + i * kPageBytes)) {
       const size_t block = i;
       const size_t next = std::min(n, block + kSealBlockPages);
-      prefetch(call->src + next * kPageBytes, call->src + std::min(n, next + kSealBlockPages) * kPageBytes);
+      if (!fuse) prefetch(call->src + next * kPageBytes, call->src + std::min(n, next + kSealBlockPages) * kPageBytes);
       do {
         ++i;
       } while (i < n && i - start < call->max_run && i - block < kSealBlockPages && !zero_page(call->src + i * kPageBytes));

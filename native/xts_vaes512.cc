@@ -29,6 +29,13 @@ namespace {
 constexpr int kGroupVectors = 8;                         // zmm registers per group
 constexpr size_t kVectorBytes = 4 * kAesBlockBytes;      // four blocks per zmm
 constexpr size_t kGroupBytes = kGroupVectors * kVectorBytes;  // 512 bytes: one small sector
+// How far ahead of the sector being sealed its source is prefetched, a sector's eight lines at a time. The seal
+// streams its source from memory and its ciphertext back with non-temporal stores; spreading the prefetches
+// over the AES rounds keeps about 16 KiB of loads in flight without the bursts of a block-wide prefetch, and
+// a seal of 1 GiB took 0.090-0.097 s against 0.108-0.117 s with the caller prefetching 16 KiB blocks (fastest
+// of seven runs, three times each; 4 MiB calls, one at a time). A prefetch is only a hint: one past the end of
+// src reads nothing and cannot fault, so its address is formed as an integer.
+constexpr size_t kSealPrefetchBytes = 16384;
 constexpr size_t kTweakBatch = 8;                        // sector tweaks encrypted together
 
 struct WideKeys {
@@ -138,6 +145,10 @@ void crypt_sector(const WideKeys& k1, const __m512i* tw, const uint8_t* src, uin
   for (int i = 0; i < kGroupVectors; ++i) t[i] = _mm512_load_si512(&tw[i]);
   for (size_t off = 0; off < bytes; off += kGroupBytes) {
     __m512i b[kGroupVectors];
+    if (kSeal) {
+      const uintptr_t ahead = reinterpret_cast<uintptr_t>(src) + off + kSealPrefetchBytes;
+      for (int i = 0; i < kGroupVectors; ++i) _mm_prefetch(reinterpret_cast<const char*>(ahead + i * kVectorBytes), _MM_HINT_T0);
+    }
     for (int i = 0; i < kGroupVectors; ++i) {
       const __m512i in = _mm512_loadu_si512(src + off + i * kVectorBytes);
       b[i] = _mm512_ternarylogic_epi32(in, t[i], k1.k[0], 0x96);  // in ^ t ^ k0
