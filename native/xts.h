@@ -49,7 +49,6 @@ struct CpuFeatures {
   bool avx512vl = false;
 };
 
-// One implementation of the XTS primitives.
 // The CRC-64/NVME (crc64.h) of the ciphertext a run of seal_sectors calls wrote, kept as the sixteen 128-bit
 // folding lanes of crc64_fold_vpclmul512; `started` once the first 256 bytes are in (crc64_seal_value ends it).
 struct alignas(64) SealCrc {
@@ -57,6 +56,7 @@ struct alignas(64) SealCrc {
   bool started = false;
 };
 
+// One implementation of the XTS primitives.
 struct XtsImpl {
   const char* name;
   bool (*available)(const CpuFeatures&);
