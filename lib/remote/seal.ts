@@ -22,9 +22,9 @@
  * page faults than the XTS. The buffers start on a 64-byte boundary: there the native pass encrypts, takes the
  * CRC64 from the registers and writes the ciphertext with non-temporal stores, one pass over memory that leaves
  * the caches to Azurite and the sockets (1 GiB: 0.09 s against 0.14 s for encrypting into an unaligned buffer
- * and checksumming it after). Ciphertext is not secret, so they are uninitialised, and their first-touch page
- * faults fall on the pool thread that writes them, not on the main thread; only the bytes of the runs, all
- * written by XTS, are handed out.
+ * and checksumming it after). Nothing initialises them: their first-touch page faults fall on the pool thread
+ * that writes them, not on the main thread, and a reused one still holds old ciphertext (not secret); only the
+ * bytes of the runs, all written by XTS, are handed out.
  */
 import { availableParallelism } from 'node:os';
 
@@ -83,7 +83,7 @@ const MAX_RUN_PAGES = MAX_WRITE_BYTES / PAGE_SIZE;
 
 async function sealed(pool: CipherPool, cipher: XtsCipher, generation: number, offset: number, data: Uint8Array,
   stats: { bytesSkipped: number }): Promise<UploadExtent[]> {
-  // Ciphertext is not secret: an uninitialised buffer; only the bytes of the runs are written and sent.
+  // A buffer that may hold old ciphertext (not secret): only the bytes of the runs are written and sent.
   const { buffer, release } = pool.take(data.length);
   let runs: PageRun[];
   try {

@@ -24,24 +24,23 @@ export function alignedBuffer(bytes: number): Buffer {
 }
 
 /**
- * An uninitialised buffer of `bytes` (1 .. 2^30) whose first byte sits on a multiple of `alignment` (a power of
- * two, 1 .. 4096): a view into `Buffer.allocUnsafeSlow(bytes + alignment)`. Its pages are not touched here, so
- * whoever writes it first takes the page faults (the libuv pool, for the upload's ciphertext). Only for bytes
- * that are written before anything reads them, such as ciphertext; never for keys.
+ * A buffer of `bytes` (1 .. 2^30) zero bytes whose address is a multiple of {@link IO_ALIGNMENT}, made to be
+ * kept and reused by a pool (lib/remote/cipher-pool.ts). On Linux it is an anonymous mapping of its own, marked
+ * `MADV_DONTFORK`, and nothing here touches its pages:
+ * - whoever writes it first takes its page faults (the libuv pool, for the upload's ciphertext), not the main
+ *   thread;
+ * - a child process does not share it. `child_process.spawn` forks on Linux, and a fork write-protects every
+ *   private page of the parent, so a reused buffer written after a spawn took one copy-on-write fault per 4 KiB
+ *   page (1024 per 4 MiB buffer; about 11,000 and 12 ms per upload for the cipher pool). The child never sees
+ *   these pages: Node's children exec at once, and nothing of ours runs in a forked child;
+ * - its memory goes back to the system when the Buffer is collected.
+ * Elsewhere it is {@link alignedBuffer}'s memory. Never for keys.
  */
-export function allocUnsafeAligned(bytes: number, alignment: number): Buffer {
+export function poolBuffer(bytes: number): Buffer {
   if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1 || bytes > 2 ** 30) {
     throw new RangeError(`bytes must be a whole number from 1 to 2^30, got ${String(bytes)}`);
   }
-  if (!Number.isSafeInteger(alignment) || alignment < 1 || alignment > IO_ALIGNMENT || (alignment & (alignment - 1)) !== 0) {
-    throw new RangeError(`alignment must be a power of two from 1 to ${IO_ALIGNMENT}, got ${String(alignment)}`);
-  }
-  const raw = Buffer.allocUnsafeSlow(bytes + alignment);
-  // Skipping an address's own alignment (its lowest set bit) at least doubles it: at most log2(alignment) steps,
-  // all within the `alignment` spare bytes.
-  let skip = 0;
-  for (let a = native.addressAlignment(raw); a < alignment; a = native.addressAlignment(raw.subarray(skip))) skip += a;
-  return raw.subarray(skip, skip + bytes);
+  return native.poolBuffer(bytes);
 }
 
 /** Whether `view` starts on a {@link IO_ALIGNMENT} boundary in memory (what O_DIRECT needs of a buffer). */

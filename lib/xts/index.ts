@@ -11,6 +11,6 @@ export {
   XtsCipher,
 } from './cipher.js';
 export type { CpuFeatures, SectorNumber, SectorSize, XtsCipherOptions, XtsImplementation } from './cipher.js';
-export { AlignedBufferPool, alignedBuffer, allocUnsafeAligned, IO_ALIGNMENT, isIoAligned } from './aligned.js';
+export { AlignedBufferPool, alignedBuffer, IO_ALIGNMENT, isIoAligned, poolBuffer } from './aligned.js';
 export { crc64 } from './checksum.js';
 export { nonZeroRunsAsync, type PageRun, pagesInRuns } from './runs.js';

@@ -40,6 +40,7 @@ export interface NativeBinding {
   parallelism(): number;
   measureClockGhz(): number;
   alignedBuffer(bytes: number): Buffer;
+  poolBuffer(bytes: number): Buffer;
   addressAlignment(view: Uint8Array): number;
   crc64(view: Uint8Array): Buffer;
   crc64(view: Uint8Array, path: string): Buffer | null;
