@@ -678,35 +678,57 @@ void free_aligned(napi_env env, void* data, void* hint) {
   napi_adjust_external_memory(env, -bytes, &ignored);
 }
 
+// The size argument of alignedBuffer and poolBuffer (`fn`, for the messages): a whole number of bytes from 1 to
+// 2^30, and the same rounded up to whole 4096-byte blocks; false (with a TypeError or RangeError thrown) when
+// it is not one.
+bool buffer_size_argument(napi_env env, napi_callback_info info, const char* fn, size_t* bytes, size_t* rounded) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) {
+    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_get_cb_info failed");
+    return false;
+  }
+  double requested = 0;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &requested) != napi_ok) {
+    type_error(env, "ERR_VDCRYPT_ARG", (std::string(fn) + "(bytes) expects a number").c_str());
+    return false;
+  }
+  if (!(requested >= 1 && requested <= static_cast<double>(kMaxAlignedBytes)) || requested != static_cast<double>(static_cast<size_t>(requested))) {
+    range_error(env, "ERR_VDCRYPT_ARG", (std::string(fn) + "(bytes) takes a whole number from 1 to 2^30").c_str());
+    return false;
+  }
+  *bytes = static_cast<size_t>(requested);
+  *rounded = (*bytes + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
+  return true;
+}
+
+// `data` (`rounded` bytes of our own) as a Buffer of its first `bytes`, counted as external memory for the GC
+// and given back by `finalize` (which takes that count back); null, with `data` given back and an error thrown,
+// on failure.
+napi_value external_buffer(napi_env env, void* data, size_t bytes, size_t rounded, napi_finalize finalize) {
+  void* hint = reinterpret_cast<void*>(static_cast<uintptr_t>(rounded));
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, static_cast<int64_t>(rounded), &ignored);
+  napi_value buffer;
+  if (napi_create_external_buffer(env, bytes, data, finalize, hint, &buffer) != napi_ok) {
+    finalize(env, data, hint);
+    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_create_external_buffer failed");
+    return nullptr;
+  }
+  return buffer;
+}
+
 // alignedBuffer(bytes) -> a zero-filled Buffer whose first byte sits on a 4096-byte boundary, so that the file
 // layer can hand it to O_DIRECT writes. Freed by its finalizer; its size counts as external memory for the GC.
 napi_value AlignedBuffer(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  double requested = 0;
-  if (argc < 1 || napi_get_value_double(env, argv[0], &requested) != napi_ok) {
-    return type_error(env, "ERR_VDCRYPT_ARG", "alignedBuffer(bytes) expects a number");
-  }
-  if (!(requested >= 1 && requested <= static_cast<double>(kMaxAlignedBytes)) || requested != static_cast<double>(static_cast<size_t>(requested))) {
-    return range_error(env, "ERR_VDCRYPT_ARG", "alignedBuffer(bytes) takes a whole number from 1 to 2^30");
-  }
-  const size_t bytes = static_cast<size_t>(requested);
-  const size_t rounded = (bytes + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
+  size_t bytes = 0, rounded = 0;
+  if (!buffer_size_argument(env, info, "alignedBuffer", &bytes, &rounded)) return nullptr;
   void* data = nullptr;
   if (posix_memalign(&data, kIoAlignment, rounded) != 0 || data == nullptr) {
     return plain_error(env, "ERR_VDCRYPT_NO_MEMORY", "could not allocate an aligned buffer");
   }
   std::memset(data, 0, rounded);
-  napi_value buffer;
-  if (napi_create_external_buffer(env, bytes, data, free_aligned, reinterpret_cast<void*>(static_cast<uintptr_t>(rounded)), &buffer) != napi_ok) {
-    free(data);
-    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_create_external_buffer failed");
-    return nullptr;
-  }
-  int64_t ignored = 0;
-  napi_adjust_external_memory(env, static_cast<int64_t>(rounded), &ignored);
-  return buffer;
+  return external_buffer(env, data, bytes, rounded, free_aligned);
 }
 
 #ifdef __linux__
@@ -728,30 +750,12 @@ napi_value PoolBuffer(napi_env env, napi_callback_info info) {
 #ifndef __linux__
   return AlignedBuffer(env, info);
 #else
-  size_t argc = 1;
-  napi_value argv[1];
-  VD_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  double requested = 0;
-  if (argc < 1 || napi_get_value_double(env, argv[0], &requested) != napi_ok) {
-    return type_error(env, "ERR_VDCRYPT_ARG", "poolBuffer(bytes) expects a number");
-  }
-  if (!(requested >= 1 && requested <= static_cast<double>(kMaxAlignedBytes)) || requested != static_cast<double>(static_cast<size_t>(requested))) {
-    return range_error(env, "ERR_VDCRYPT_ARG", "poolBuffer(bytes) takes a whole number from 1 to 2^30");
-  }
-  const size_t bytes = static_cast<size_t>(requested);
-  const size_t rounded = (bytes + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
+  size_t bytes = 0, rounded = 0;
+  if (!buffer_size_argument(env, info, "poolBuffer", &bytes, &rounded)) return nullptr;
   void* data = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (data == MAP_FAILED) return plain_error(env, "ERR_VDCRYPT_NO_MEMORY", "could not map a pool buffer");
   madvise(data, rounded, MADV_DONTFORK);  // advisory: without it the buffer still works, as any other memory
-  napi_value buffer;
-  if (napi_create_external_buffer(env, bytes, data, unmap_pool_buffer, reinterpret_cast<void*>(static_cast<uintptr_t>(rounded)), &buffer) != napi_ok) {
-    munmap(data, rounded);
-    throw_pending_or(env, "ERR_VDCRYPT_NAPI", "napi_create_external_buffer failed");
-    return nullptr;
-  }
-  int64_t ignored = 0;
-  napi_adjust_external_memory(env, static_cast<int64_t>(rounded), &ignored);
-  return buffer;
+  return external_buffer(env, data, bytes, rounded, unmap_pool_buffer);
 #endif
 }
 

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { AlignedBufferPool, alignedBuffer, IO_ALIGNMENT, isIoAligned, poolBuffer } from '../../lib/xts/index.js';
+import { native } from '../../lib/xts/native.js';
 
 describe('alignedBuffer / isIoAligned', () => {
   it('hands out zero-filled buffers on a 4096-byte boundary, of exactly the size asked', () => {
@@ -50,6 +51,17 @@ describe('poolBuffer', () => {
   it('rejects bad sizes', () => {
     for (const bad of [0, -1, 1.5, 2 ** 30 + 1, Number.NaN]) expect(() => poolBuffer(bad)).toThrow(RangeError);
     expect(() => poolBuffer('4096' as unknown as number)).toThrow(RangeError);
+  });
+
+  it('the native calls behind alignedBuffer and poolBuffer check their size too, naming themselves', () => {
+    for (const name of ['alignedBuffer', 'poolBuffer'] as const) {
+      const make = native[name] as (bytes: unknown) => Buffer;
+      for (const bad of [0, -1, 1.5, 2 ** 30 + 1, Number.NaN]) {
+        expect(() => make(bad)).toThrow(expect.objectContaining({ name: 'RangeError', message: `${name}(bytes) takes a whole number from 1 to 2^30` }));
+      }
+      expect(() => make('4096')).toThrow(expect.objectContaining({ name: 'TypeError', message: `${name}(bytes) expects a number` }));
+      expect(make(4096).length).toBe(4096);
+    }
   });
 
   // A spawn forks on Linux, which write-protects the parent's private pages: each 4 KiB page of ordinary memory
