@@ -28,10 +28,10 @@ import { PageBlobService } from '../dist/lib/blob/index.js';
 import { AzurePageStore, sealExtents, sharedCipherPool } from '../dist/lib/remote/index.js';
 import { GiB, MiB, TiB, median } from './util.js';
 
-const CHUNK = 4 * MiB;
-const CONCURRENCY = 8;
+export const CHUNK = 4 * MiB;
+export const CONCURRENCY = 8;
 const HOST = '127.0.0.1';
-const ACCOUNT = 'acct';
+export const ACCOUNT = 'acct';
 const KEY = Buffer.alloc(64, 7).toString('base64');
 const CLOCK_TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
 
@@ -84,7 +84,10 @@ async function startAzurite() {
   };
 }
 
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; undefined where that is missing. */
+/**
+ * CPU seconds (user + system) a process has used, from /proc/<pid>/stat (`pid` may also be `<pid>/task/<tid>`: one
+ * thread); undefined where that is missing.
+ */
 function processCpuSeconds(pid) {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -95,7 +98,7 @@ function processCpuSeconds(pid) {
 }
 
 /** The plain SDK upload: 4 MiB Put Pages, `CONCURRENCY` in flight. */
-async function plainUpload(client, data, md5) {
+export async function plainUpload(client, data, md5) {
   let next = 0;
   const worker = async () => {
     for (;;) {
@@ -110,7 +113,7 @@ async function plainUpload(client, data, md5) {
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
 }
 
-function* extentsOf(data, base = 0) {
+export function* extentsOf(data, base = 0) {
   for (let at = 0; at < data.length; at += CHUNK) yield { offset: base + at, data: data.subarray(at, at + CHUNK) };
 }
 
@@ -121,7 +124,7 @@ const fmt = (x, d = 2) => x.toFixed(d);
  * Every upload gets its own: Azurite slows down as its files grow and its extent GC runs in the background,
  * which made ratios between uploads on one long-lived server swing from 0.5x to 1.0x.
  */
-async function withServer(fn) {
+export async function withServer(fn) {
   const azurite = await startAzurite();
   const home = mkdtempSync(join(tmpdir(), 'vdcrypt-bench-home-'));
   const accounts = await AccountService.open(home, { env: {} });
@@ -141,6 +144,28 @@ async function withServer(fn) {
   }
 }
 
+/**
+ * Time one upload on `azurite` (from withServer) after an untimed `sync`: its wall time, and the CPU seconds of
+ * this process (the client; `clientMain`: its main thread alone, where /proc has it) and of Azurite during it.
+ * On a machine where both share the cores, the client's extra CPU is what lengthens the upload.
+ */
+export async function measureUpload(azurite, upload) {
+  // As the other suites do (util.js timed()): the previous upload's server wrote 1 GiB and was removed; what
+  // the kernel still does for those files (journal, discards) must not land in this upload's time.
+  execFileSync('sync');
+  const server0 = azurite.cpuSeconds();
+  const main0 = processCpuSeconds(`${process.pid}/task/${process.pid}`);
+  const client0 = process.cpuUsage();
+  const t0 = performance.now();
+  await upload();
+  const wall = (performance.now() - t0) / 1000;
+  const used = process.cpuUsage(client0);
+  const main1 = processCpuSeconds(`${process.pid}/task/${process.pid}`);
+  const server1 = azurite.cpuSeconds();
+  const delta = (a, b) => (a === undefined || b === undefined ? undefined : b - a);
+  return { seconds: wall, client: (used.user + used.system) / 1e6, clientMain: delta(main0, main1), server: delta(server0, server1) };
+}
+
 export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
   const total = quick ? 256 * MiB : GiB;
   // Each round uploads all five kinds, in a rotated order, each on a fresh server (withServer); the target is
@@ -155,22 +180,7 @@ export async function runRemoteSuite({ quick = false, log = () => {} } = {}) {
     for (const kind of [...kinds.slice(round % kinds.length), ...kinds.slice(0, round % kinds.length)]) {
       log(`remote: ${kind} upload of ${total / MiB} MiB, round ${round + 1}/${rounds}`);
       const { seconds, client, server } = await withServer(async ({ store, blobs, container, azurite }) => {
-        // Wall time, and the CPU seconds of this process (the client) and of Azurite during the upload: on a
-        // machine where both share the cores, the client's extra CPU is what lengthens the upload.
-        const measure = async (upload) => {
-          // As the other suites do (util.js timed()): the previous upload's server wrote 1 GiB and was removed;
-          // what the kernel still does for those files (journal, discards) must not land in this upload's time.
-          execFileSync('sync');
-          const server0 = azurite.cpuSeconds();
-          const client0 = process.cpuUsage();
-          const t0 = performance.now();
-          await upload();
-          const wall = (performance.now() - t0) / 1000;
-          const used = process.cpuUsage(client0);
-          const server1 = azurite.cpuSeconds();
-          return { seconds: wall, client: (used.user + used.system) / 1e6,
-            server: server0 === undefined || server1 === undefined ? undefined : server1 - server0 };
-        };
+        const measure = (upload) => measureUpload(azurite, upload);
         if (kind === 'vdcrypt' || kind === 'presealed' || kind === 'coldPool') {
           const ref = { account: ACCOUNT, container: 'bench', blob: 'disk.vhd' };
           await store.createBlob(ref, total);
