@@ -1,5 +1,6 @@
 // Azure backend suite (issue 7), against a local Azurite started here (127.0.0.1, a free port, a temporary
-// location removed afterwards). Used by bench/run.js; prints nothing itself.
+// location removed afterwards). Used by bench/run.js, and its server and upload helpers by bench/upload-ab.js;
+// prints nothing itself.
 //
 // 1. Upload of random data encrypted through vdcrypt (sealExtents → AzurePageStore.uploadExtents: XTS, CRC64
 //    per request, write-ahead state blob) vs a plain SDK page upload of the same bytes (uploadPages in 4 MiB

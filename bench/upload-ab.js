@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { sealExtents } from '../dist/lib/remote/index.js';
-import { ACCOUNT, CONCURRENCY, extentsOf, measureUpload, plainUpload, withServer } from './remote.js';
+import { ACCOUNT, CHUNK, CONCURRENCY, extentsOf, measureUpload, plainUpload, withServer } from './remote.js';
 import { MiB, median } from './util.js';
 
 function option(name, fallback) {
@@ -31,7 +31,7 @@ function quantile(s, q) {
 
 const rounds = option('rounds', 30);
 const bytes = option('mib', 1024) * MiB;
-if (bytes % (4 * MiB) !== 0) throw new RangeError('--mib must be a multiple of 4');
+if (bytes % CHUNK !== 0) throw new RangeError(`--mib must be a multiple of ${CHUNK / MiB}`);
 const data = randomBytes(bytes);
 const times = { plain: [], vdcrypt: [] };
 const fmt = (x, d = 2) => (x === undefined ? '—' : x.toFixed(d));
