@@ -8,11 +8,12 @@
  * An upload at the default concurrency holds about eleven of them at once (eight Put Pages in flight, the seal
  * passes, one extent waiting for a slot). Making them is not free: 44 MiB of new memory is faulted in page by
  * page (on this kind of VM about 0.45 ms per MiB, ~20 ms), and V8 answers that much new external memory with
- * extra scavenges and a mark-compact on the main thread and its helpers. Measured on the 2-core bench machine,
- * a fresh set cost each 1 GiB upload about 0.11 CPU-s (0.08 s off the main thread: V8's helpers and the
- * first-touch faults; 0.03 s on it), close to what the XTS pass itself costs. So the buffers outlive one upload: a process that uploads
- * again (a service importing disks, a batch of blobs) finds them warm, and a process that stops uploading gives
- * them back after {@link SHARED_POOL_IDLE_MS} of quiet (an unref'd timer, so it never keeps a process alive).
+ * extra scavenges and a mark-compact on the main thread and its helpers. Measured on the 2-core bench machine, a
+ * fresh set cost each 1 GiB upload about 0.11 CPU-s (0.08 s off the main thread: V8's helpers and the
+ * first-touch faults; 0.03 s on it), close to what the XTS pass itself costs. So the buffers outlive one upload:
+ * a process that uploads again (a service importing disks, a batch of blobs) finds them warm, and a process that
+ * stops uploading gives them back after {@link SHARED_POOL_IDLE_MS} of quiet (an unref'd timer, so it never
+ * keeps a process alive).
  *
  * Ciphertext is not secret, and a reused buffer still holds an earlier upload's ciphertext: the seal hands out
  * only the bytes of its runs, all written by the XTS pass, never stale ones.
