@@ -7,7 +7,8 @@
 // upload (wall time, client CPU, its main thread's, Azurite's) and then the median, quartiles and mean of the
 // per-round ratios, plain time over vdcrypt time (the goal: >= 0.95), and the ratio of the median
 // times. Single runs of ten rounds swing by several percent on a shared 2-core machine; thirty rounds narrow
-// the median to about ±1.5%. About 8 s a round. Writes nothing; not a test.
+// the median to about ±1.5%. About 5 s a round (2.5 minutes for 30 on the 2-core bench machine). Writes
+// nothing; not a test.
 import { randomBytes } from 'node:crypto';
 
 import { sealExtents } from '../dist/lib/remote/index.js';
