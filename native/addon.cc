@@ -671,11 +671,15 @@ napi_value MeasureClockGhz(napi_env env, napi_callback_info) {
 constexpr size_t kIoAlignment = 4096;                  // covers every logical block size O_DIRECT asks for
 constexpr size_t kMaxAlignedBytes = size_t{1} << 30;   // one buffer; the callers use a few MiB
 
-void free_aligned(napi_env env, void* data, void* hint) {
-  const int64_t bytes = static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint));
-  free(data);
+// Takes a buffer's size (its finalizer hint: the rounded bytes) back off the GC's external memory.
+void forget_external_memory(napi_env env, void* hint) {
   int64_t ignored = 0;
-  napi_adjust_external_memory(env, -bytes, &ignored);
+  napi_adjust_external_memory(env, -static_cast<int64_t>(reinterpret_cast<uintptr_t>(hint)), &ignored);
+}
+
+void free_aligned(napi_env env, void* data, void* hint) {
+  free(data);
+  forget_external_memory(env, hint);
 }
 
 // The size argument of alignedBuffer and poolBuffer (`fn`, for the messages): a whole number of bytes from 1 to
@@ -718,25 +722,28 @@ napi_value external_buffer(napi_env env, void* data, size_t bytes, size_t rounde
   return buffer;
 }
 
-// alignedBuffer(bytes) -> a zero-filled Buffer whose first byte sits on a 4096-byte boundary, so that the file
-// layer can hand it to O_DIRECT writes. Freed by its finalizer; its size counts as external memory for the GC.
-napi_value AlignedBuffer(napi_env env, napi_callback_info info) {
-  size_t bytes = 0, rounded = 0;
-  if (!buffer_size_argument(env, info, "alignedBuffer", &bytes, &rounded)) return nullptr;
+// A zero-filled Buffer of `bytes` from posix_memalign (`rounded` bytes on a 4096-byte boundary).
+napi_value aligned_heap_buffer(napi_env env, size_t bytes, size_t rounded) {
   void* data = nullptr;
   if (posix_memalign(&data, kIoAlignment, rounded) != 0 || data == nullptr) {
-    return plain_error(env, "ERR_VDCRYPT_NO_MEMORY", "could not allocate an aligned buffer");
+    return plain_error(env, "ERR_VDCRYPT_NOMEM", "could not allocate an aligned buffer");
   }
   std::memset(data, 0, rounded);
   return external_buffer(env, data, bytes, rounded, free_aligned);
 }
 
+// alignedBuffer(bytes) -> a zero-filled Buffer whose first byte sits on a 4096-byte boundary, so that the file
+// layer can hand it to O_DIRECT writes. Freed by its finalizer; its size counts as external memory for the GC.
+napi_value AlignedBuffer(napi_env env, napi_callback_info info) {
+  size_t bytes = 0, rounded = 0;
+  if (!buffer_size_argument(env, info, "alignedBuffer", &bytes, &rounded)) return nullptr;
+  return aligned_heap_buffer(env, bytes, rounded);
+}
+
 #ifdef __linux__
 void unmap_pool_buffer(napi_env env, void* data, void* hint) {
-  const size_t bytes = static_cast<size_t>(reinterpret_cast<uintptr_t>(hint));
-  munmap(data, bytes);
-  int64_t ignored = 0;
-  napi_adjust_external_memory(env, -static_cast<int64_t>(bytes), &ignored);
+  munmap(data, static_cast<size_t>(reinterpret_cast<uintptr_t>(hint)));
+  forget_external_memory(env, hint);
 }
 #endif
 
@@ -747,15 +754,15 @@ void unmap_pool_buffer(napi_env env, void* data, void* hint) {
 // are faulted in by whoever writes them first, and go back to the system when the Buffer is collected.
 // Elsewhere it is alignedBuffer's memory.
 napi_value PoolBuffer(napi_env env, napi_callback_info info) {
-#ifndef __linux__
-  return AlignedBuffer(env, info);
-#else
   size_t bytes = 0, rounded = 0;
   if (!buffer_size_argument(env, info, "poolBuffer", &bytes, &rounded)) return nullptr;
+#ifdef __linux__
   void* data = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (data == MAP_FAILED) return plain_error(env, "ERR_VDCRYPT_NO_MEMORY", "could not map a pool buffer");
+  if (data == MAP_FAILED) return plain_error(env, "ERR_VDCRYPT_NOMEM", "could not map a pool buffer");
   madvise(data, rounded, MADV_DONTFORK);  // advisory: without it the buffer still works, as any other memory
   return external_buffer(env, data, bytes, rounded, unmap_pool_buffer);
+#else
+  return aligned_heap_buffer(env, bytes, rounded);
 #endif
 }
 

@@ -17,10 +17,15 @@ export const IO_ALIGNMENT = 4096;
 
 /** A zero-filled buffer of `bytes` (1 .. 2^30) whose address is a multiple of {@link IO_ALIGNMENT}. */
 export function alignedBuffer(bytes: number): Buffer {
+  return native.alignedBuffer(checkBufferBytes(bytes));
+}
+
+/** `bytes` when it is a whole number from 1 to 2^30 (the sizes the native buffers take), else a RangeError. */
+function checkBufferBytes(bytes: number): number {
   if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1 || bytes > 2 ** 30) {
     throw new RangeError(`bytes must be a whole number from 1 to 2^30, got ${String(bytes)}`);
   }
-  return native.alignedBuffer(bytes);
+  return bytes;
 }
 
 /**
@@ -37,10 +42,7 @@ export function alignedBuffer(bytes: number): Buffer {
  * Elsewhere it is {@link alignedBuffer}'s memory. Never for keys.
  */
 export function poolBuffer(bytes: number): Buffer {
-  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1 || bytes > 2 ** 30) {
-    throw new RangeError(`bytes must be a whole number from 1 to 2^30, got ${String(bytes)}`);
-  }
-  return native.poolBuffer(bytes);
+  return native.poolBuffer(checkBufferBytes(bytes));
 }
 
 /** Whether `view` starts on a {@link IO_ALIGNMENT} boundary in memory (what O_DIRECT needs of a buffer). */
