@@ -7,9 +7,9 @@
  *        ├─ chunk into pages that were empty at the start (the usual case: an import into a new blob)
  *        │     first one ──▶ 1 fill intent: state.fill = {tag, the empty spans} (state blob, once per upload;
  *        │                   the upload's checkpoint and write version ride on it, or on the first batch intent)
- *        │     Put Page, x-ms-content-crc64, sent as soon as one of `concurrency` slots is free (the SDK
- *        │     retries with backoff on 5xx/timeouts; the CRC64 is taken here unless the producer hands it over
- *        │     with the extent, as seal.ts does)
+ *        │     Put Page, x-ms-content-crc64, sent as soon as one of `concurrency` slots is free, through the
+ *        │     client's SDK pipeline (put-page.ts: the SDK retries with backoff on 5xx/timeouts; the CRC64 is
+ *        │     taken here unless the producer hands it over with the extent, as seal.ts does)
  *        │
  *        └─ chunk over pages that held data (an overwrite), or with another tag than the fill's
  *              batch of chunks (batchBytes) ──▶ 1 intent: state.pending += each chunk {pages, tag, crc64}
@@ -42,10 +42,11 @@ import { describeValue } from '../errors.js';
 import { MAX_WRITE_BYTES, PAGE_SIZE } from '../store/index.js';
 import * as v from '../store/validate.js';
 import { nonZeroRunsAsync, pagesInRuns } from '../xts/index.js';
+import { putPage } from './put-page.js';
 import { mergeSpans, spansOfAzure, spansOfRuns, subtractSpans } from './spans.js';
 import type { SettledBlob } from './state-store.js';
 import {
-  type BlobState, commitWrite, crc64Base64, crc64Option, dropPending, isDone, markDone, type PageSpan, type PendingWrite,
+  type BlobState, commitWrite, crc64Base64, dropPending, isDone, markDone, type PageSpan, type PendingWrite,
 } from './state.js';
 
 /** A run of pages to store with one tag. `data` must not change until the upload settles. */
@@ -194,7 +195,7 @@ export async function runUpload(ctx: SettledBlob, source: ExtentSource, options:
       slots.release();
       return undefined;
     }
-    const request = ctx.client.uploadPages(c.data, c.start * PAGE_SIZE, c.data.length, crc64Option(c.crc64)).then(() => {
+    const request = putPage(ctx.client, c.data, c.start * PAGE_SIZE, c.crc64).then(() => {
       landed();
       stats.bytesSent += c.data.length;
       stats.requests++;
