@@ -16,8 +16,10 @@
 import { createHttpHeaders, createPipelineRequest, type PipelineRequest, type PipelineResponse } from '@azure/core-rest-pipeline';
 import { type PageBlobClient, RestError } from '@azure/storage-blob';
 
+import { crc64Option } from './state.js';
+
 /** The REST API version of the requests built here: the one @azure/storage-blob 12.32 sends. */
-export const PUT_PAGE_API_VERSION = '2026-04-06';
+const PUT_PAGE_API_VERSION = '2026-04-06';
 
 interface RequestSender {
   sendRequest(request: PipelineRequest): Promise<PipelineResponse>;
@@ -49,7 +51,7 @@ export function putPageFastPath(client: PageBlobClient): boolean {
 export async function putPage(client: PageBlobClient, body: Uint8Array, offset: number, crc64: string): Promise<void> {
   const sender = senderOf(client);
   if (sender === null) {
-    await client.uploadPages(body, offset, body.length, { transactionalContentCrc64: Buffer.from(crc64, 'base64') });
+    await client.uploadPages(body, offset, body.length, crc64Option(crc64));
     return;
   }
   const headers = createHttpHeaders({
